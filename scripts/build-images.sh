@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Build the Debian base images molecule uses (no registry serves images here).
+# Each image is a debootstrap'ed rootfs with python3 and systemd, imported into
+# podman as localhost/quant-<suite>. Existing images are reused unless --force.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")/.." && pwd)"
+export CONTAINERS_CONF="${CONTAINERS_CONF:-$here/molecule/containers.conf}"
+mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+force=0
+suites=()
+for arg in "$@"; do
+  case "$arg" in
+    --force) force=1 ;;
+    *) suites+=("$arg") ;;
+  esac
+done
+[ ${#suites[@]} -gt 0 ] || suites=(bookworm trixie)
+
+build() {
+  local suite="$1" image="localhost/quant-$1"
+  if [ "$force" = 0 ] && podman image exists "$image"; then
+    echo "image $image: cached"
+    return
+  fi
+  local rootfs
+  rootfs="$(mktemp -d "/var/tmp/quant-rootfs-$suite.XXXXXX")"
+  trap 'rm -rf "$rootfs"' RETURN
+  echo "image $image: debootstrap $suite (about a minute)"
+  debootstrap --variant=minbase \
+    --include=python3,python3-apt,systemd,systemd-sysv,dbus,sudo,ca-certificates,locales,procps,iproute2 \
+    "$suite" "$rootfs" "$mirror" >"$rootfs.log" 2>&1 || { tail -20 "$rootfs.log"; exit 1; }
+  rm -f "$rootfs.log"
+  # A generated locale keeps initdb and the roles' UTF8 databases deterministic.
+  echo "en_US.UTF-8 UTF-8" >"$rootfs/etc/locale.gen"
+  chroot "$rootfs" locale-gen >/dev/null
+  # Nothing in the container may try to talk to a console or sync hardware clocks.
+  rm -f "$rootfs"/etc/systemd/system/*.wants/getty* 2>/dev/null || true
+  tar -C "$rootfs" -c . | podman import \
+    --change 'CMD ["/sbin/init"]' --change 'STOPSIGNAL SIGRTMIN+3' - "$image" >/dev/null
+  echo "image $image: built"
+}
+
+for s in "${suites[@]}"; do build "$s"; done
