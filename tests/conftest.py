@@ -58,7 +58,7 @@ def timescaledb_available():
 def _as_postgres(cmd, **kw):
     """Run cmd as the unprivileged postgres user when we are root."""
     if os.geteuid() == 0:
-        cmd = ["runuser", "-u", "postgres", "--"] + cmd
+        cmd = ["runuser", "-u", "postgres", "--", *cmd]
     return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
 
 
