@@ -1,0 +1,120 @@
+#!/usr/bin/python
+"""Ansible module pg_schema_steps: apply numbered, checksummed schema steps once."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: pg_schema_steps
+short_description: Apply numbered SQL schema steps once and detect edited ones
+description:
+  - Applies each step of I(steps) that is not yet recorded in C(quant_meta.schema_steps), in step order,
+    each in its own transaction, and records its sha256 checksum.
+  - A recorded step whose SQL now hashes differently, or that is recorded under another name
+    (for example another TimescaleDB edition variant), is an error that names the step.
+  - A session advisory lock serializes concurrent runs against the same database.
+extends_documentation_fragment: [quant_postgres]
+options:
+  steps:
+    description:
+      - The desired steps, already rendered (the role uses C(lookup('ansible.builtin.template', ...))).
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      step:
+        description: Step number; new steps must be numbered after every applied one.
+        type: int
+        required: true
+      name:
+        description: Step name; edition-dependent steps carry the edition in it.
+        type: str
+        required: true
+      sql:
+        description: The rendered SQL of the step.
+        type: str
+        required: true
+  session_role:
+    description:
+      - Role to C(SET ROLE) to while applying, so the created objects belong to it.
+    type: str
+attributes:
+  check_mode:
+    support: full
+    details: Reports the steps that would be applied; a missing database means every step is pending.
+seealso:
+  - module: community.postgresql.postgresql_query
+author: quant platform team
+"""
+
+EXAMPLES = r"""
+- name: Apply the schema steps as the owner role
+  pg_schema_steps:
+    db: quant_platform
+    login_user: postgres
+    login_unix_socket: /var/run/postgresql
+    session_role: quant_owner
+    steps:
+      - step: 1
+        name: tables
+        sql: "{{ lookup('ansible.builtin.template', 'schema/0001_tables.sql.j2') }}"
+"""
+
+RETURN = r"""
+applied:
+  description: Steps applied by this run (empty in check mode).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{step: 1, name: tables, checksum: 9f86d08...}]
+pending:
+  description: Steps that would be applied (check mode); empty after a real run.
+  returned: always
+  type: list
+  elements: dict
+recorded:
+  description: Step numbers recorded in quant_meta.schema_steps after this run.
+  returned: always
+  type: list
+  elements: int
+"""
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.quant_postgres import (
+    HAS_PSYCOPG2,
+    PSYCOPG2_IMPORT_ERROR,
+    ConnectionFailure,
+    env_fallback_password,
+    postgres_common_argument_spec,
+)
+from ansible.module_utils.schema_steps import SchemaStepError, run
+
+
+def main():
+    argument_spec = postgres_common_argument_spec()
+    argument_spec.update(
+        steps=dict(type="list", elements="dict", required=True, options=dict(
+            step=dict(type="int", required=True),
+            name=dict(type="str", required=True),
+            sql=dict(type="str", required=True),
+        )),
+        session_role=dict(type="str"),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    if not HAS_PSYCOPG2:
+        module.fail_json(msg=missing_required_lib("psycopg2"), exception=str(PSYCOPG2_IMPORT_ERROR))
+    params = env_fallback_password(dict(module.params))
+    try:
+        result = run(params, module.params["steps"], check_mode=module.check_mode,
+                     session_role=module.params["session_role"])
+    except (ConnectionFailure, SchemaStepError) as exc:
+        module.fail_json(msg="applying schema steps: %s" % exc)
+    except Exception as exc:  # an unexpected driver error: keep the traceback for -vvv
+        module.fail_json(msg="applying schema steps: %s" % exc, exception=traceback.format_exc())
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
