@@ -1,0 +1,225 @@
+#!/usr/bin/python
+"""Ansible module migration_validate: prove the SQLite -> PostgreSQL migration lossless."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: migration_validate
+short_description: Compare the SQLite source with PostgreSQL and inspect TimescaleDB and PostgreSQL health
+description:
+  - Runs categories of read-only checks and returns every check with its status
+    (C(pass), C(fail), C(skip)), severity (C(critical), C(warning), C(info)) and detail.
+  - C(reconciliation) - per table, source rows = copied + rejected + duplicates from
+    C(quant_meta.migration_checkpoints), and both databases agree with that accounting.
+  - C(content) - per table and column, count, NULL count, min, max, sum and an
+    order-independent 64-bit hash of (key, value) pairs, computed while streaming both
+    sides after the same normalization (the SQLite side goes through the migration's own
+    mapping and value converter). When fingerprints differ, a keyed comparison names the
+    first missing, extra or changed keys and the differing columns.
+  - C(integrity) - NULL keys, duplicate keys, orphans against C(tickers(ticker, region)).
+  - C(quality) - price rules on OHLCV tables and ticker formats per region (severity
+    I(quality_severity)).
+  - C(timescaledb) - edition, hypertables and chunk interval, aggregates complete (equal to
+    a direct GROUP BY), and on the Community edition compression, policies and jobs
+    (skipped with the reason on the Apache edition).
+  - C(health) - cache hit ratios, unused indexes, dead tuples, connections, settings
+    pending a restart.
+  - The module fails only when a critical check fails, naming those checks.
+version_added: "1.0.0"
+author: Quant platform team
+extends_documentation_fragment: [quant_postgres]
+options:
+  src:
+    description:
+      - Path of the SQLite source file on the managed host (read by C(reconciliation) and C(content)).
+      - Default the path the migration recorded in C(quant_meta.migration_checkpoints).
+    type: path
+  mapping:
+    description:
+      - The migration mapping, the same value as the sqlite_migration role's C(sqlite_migration_mapping)
+        (dict of source table -> C(target), C(columns), C(drop), C(derive), C(transforms), C(keys),
+        C(order_by), C(references)). A list of items each naming its C(source) table is accepted too.
+    type: raw
+    required: true
+  tables:
+    description: Source tables to validate (default every table of I(mapping)); unknown names are an error.
+    type: list
+    elements: str
+  checks:
+    description: Categories to run.
+    type: list
+    elements: str
+    choices: [reconciliation, content, integrity, quality, timescaledb, health]
+    default: [reconciliation, content, integrity, quality, timescaledb, health]
+  severity_overrides:
+    description:
+      - "Severity by check name, glob pattern on the name, or category,
+        e.g. C({health: info, 'content etf_*': warning})."
+    type: dict
+    default: {}
+  quality_severity:
+    description: Severity of the C(quality) checks.
+    type: str
+    choices: [critical, warning, info]
+    default: warning
+  report_path:
+    description: Write the result as JSON to this path on the managed host (not in check mode).
+    type: path
+  expected_chunk_interval:
+    description: Chunk interval every expected hypertable must have.
+    type: str
+    default: 1 month
+  expected_hypertables:
+    description: Hypertables that must exist (default C(ohlcv_data), C(factor_scores)).
+    type: list
+    elements: str
+  expected_aggregates:
+    description:
+      - Aggregates that must exist and be complete, each a dict with C(name), C(bucket_column),
+        C(width) and optional C(source) (default C(ohlcv_data)), C(time_column) (C(date)) and
+        C(where) (dict column -> value). Default the platform's monthly, quarterly and yearly views.
+    type: list
+    elements: dict
+  expected_compression:
+    description: Hypertables and aggregates that must have compression and a compression policy (Community only).
+    type: list
+    elements: str
+  max_differences:
+    description: How many differing keys to name per table and kind.
+    type: int
+    default: 10
+  parallel:
+    description: Fingerprint the SQLite side in a forked child process while PostgreSQL is read.
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    support: full
+    details: Every check is read-only; in check mode the JSON report is not written.
+notes:
+  - Needs numpy and psycopg2 on the managed host.
+  - Naive source timestamps are UTC, as in the migration's value converter.
+seealso:
+  - module: sqlite_migrate
+  - module: pg_benchmark
+"""
+
+EXAMPLES = r"""
+- name: Validate the migration
+  migration_validate:
+    login_user: postgres
+    login_unix_socket: /var/run/postgresql
+    db: quant_platform
+    src: /srv/quant/spock_local.db
+    mapping: "{{ sqlite_migration_mapping }}"
+    report_path: /var/tmp/quant/validation.json
+  register: validation
+
+- name: Only the fast structural checks, health as info
+  migration_validate:
+    db: quant_platform
+    mapping: "{{ sqlite_migration_mapping }}"
+    checks: [integrity, timescaledb, health]
+    severity_overrides:
+      health: info
+"""
+
+RETURN = r"""
+checks:
+  description: Every check that ran.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name: {description: Check name, e.g. C(content ohlcv_data)., type: str}
+    category: {description: reconciliation, content, integrity, quality, timescaledb or health., type: str}
+    severity: {description: critical, warning or info., type: str}
+    status: {description: pass, fail or skip., type: str}
+    detail: {description: What was found (numbers, first differing keys and columns, skip reason)., type: str}
+    table: {description: Table the check is about, if any., type: str}
+    data: {description: Structured figures (fingerprints, counts), when the check has any., type: dict}
+summary:
+  description: Counts of checks.
+  returned: always
+  type: dict
+  sample: {total: 40, passed: 36, failed: 1, warnings: 1, notices: 1, skipped: 11, critical_failures: 0}
+seconds:
+  description: Wall-clock duration of the validation.
+  returned: always
+  type: float
+failed_checks:
+  description: Names of the failed critical checks.
+  returned: always
+  type: list
+  elements: str
+report_path:
+  description: Where the JSON report was written.
+  returned: when report_path was given and not in check mode
+  type: str
+"""
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.quant_postgres import (
+    HAS_PSYCOPG2,
+    ConnectionFailure,
+    env_fallback_password,
+    postgres_common_argument_spec,
+)
+
+try:
+    from ansible.module_utils.fingerprint import HAS_NUMPY
+    from ansible.module_utils.validate_runner import ValidationError, run
+except ImportError:  # pragma: no cover - psycopg2 missing: reported below
+    HAS_NUMPY = False
+    run = ValidationError = None
+    IMPORT_ERROR = traceback.format_exc()
+else:
+    IMPORT_ERROR = None
+
+CATEGORIES = ["reconciliation", "content", "integrity", "quality", "timescaledb", "health"]
+
+
+def argument_spec():
+    spec = postgres_common_argument_spec()
+    spec.update(
+        src=dict(type="path"),
+        mapping=dict(type="raw", required=True),
+        tables=dict(type="list", elements="str"),
+        checks=dict(type="list", elements="str", choices=CATEGORIES, default=list(CATEGORIES)),
+        severity_overrides=dict(type="dict", default={}),
+        quality_severity=dict(type="str", choices=["critical", "warning", "info"], default="warning"),
+        report_path=dict(type="path"),
+        expected_chunk_interval=dict(type="str", default="1 month"),
+        expected_hypertables=dict(type="list", elements="str"),
+        expected_aggregates=dict(type="list", elements="dict"),
+        expected_compression=dict(type="list", elements="str"),
+        max_differences=dict(type="int", default=10),
+        parallel=dict(type="bool", default=True),
+    )
+    return spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    if not HAS_PSYCOPG2:
+        module.fail_json(msg=missing_required_lib("psycopg2"))
+    if not HAS_NUMPY or run is None:
+        module.fail_json(msg=missing_required_lib("numpy"), exception=IMPORT_ERROR)
+    params = env_fallback_password(dict(module.params))
+    try:
+        result = run(params, check_mode=module.check_mode)
+    except ValidationError as exc:
+        module.fail_json(msg="migration validation: %s" % exc)
+    except ConnectionFailure as exc:
+        module.fail_json(msg="migration validation: %s" % exc)
+    except Exception as exc:
+        module.fail_json(msg="migration validation: unexpected error: %s" % exc, exception=traceback.format_exc())
+    if result["summary"]["critical_failures"]:
+        module.fail_json(changed=False, **result)
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,636 @@
+"""Stream a table from SQLite and from PostgreSQL into fingerprints, and explain differences.
+
+The SQLite side reuses the migration's compiled plan (module_utils.migration_mapping:
+renames, transforms, derive lookups and the value_convert converter of each
+target column), so both sides are normalized exactly as the migration wrote
+them. Rows the migration rejected (quant_meta.migration_rejects) are left out;
+when the checkpoint reports duplicate keys, later duplicates (stream order) are
+left out too, as the migration keeps the first.
+
+The SQLite side of every table runs in a forked child process while the parent
+reads PostgreSQL, so the two halves use both CPUs.
+"""
+
+from __future__ import annotations
+
+import datetime
+import multiprocessing
+import os
+import sqlite3
+import traceback
+from itertools import compress
+from urllib.parse import quote
+
+from ansible.module_utils.fingerprint import (
+    CANON_NAN_BITS,
+    INT_CODED,
+    NULL_ATOM,
+    Invalid,
+    TableFingerprint,
+    atom,
+    canonical_text,
+    decode_int,
+    encode_by_unique,
+    encode_numbers,
+    from_copy_text,
+    from_pg,
+    key_hash_np,
+    kind_of,
+    np,
+)
+from ansible.module_utils.migration_mapping import apply_transforms
+
+CHUNK_ROWS = 50000
+_UTC = datetime.timezone.utc
+
+
+class ColumnSpec:
+    """One compared column: target name, fingerprint kind, and how the source produces it."""
+
+    def __init__(self, plan_column):
+        self.name = plan_column.target
+        self.base = plan_column.converter_base
+        self.kind = kind_of(self.base)
+        self.index = plan_column.index
+        self.transforms = plan_column.transforms
+        self.derive = plan_column.derive
+        # the COPY *text* form (the migration may stream binary COPY; text is what we parse)
+        self.converter = getattr(plan_column, "text_converter", None) or plan_column.converter
+
+
+class TableJob:
+    """Everything both sides need to fingerprint one table."""
+
+    def __init__(self, plan, target, excluded_rowids=(), dedupe=False):
+        self.source_table = plan.source_table
+        self.target_schema = plan.target_schema
+        self.target_name = plan.target_name
+        self.source_columns = list(plan.source_columns)
+        self.order_by = list(plan.order_by)
+        self.keys = list(plan.keys) or [pc.target for pc in plan.columns]
+        self.columns = []
+        for pc in plan.columns:
+            pc.converter_base = target.columns[pc.target].type.base
+            self.columns.append(ColumnSpec(pc))
+        self.excluded = np.unique(np.asarray(sorted(excluded_rowids), dtype=np.int64))
+        self.dedupe = dedupe
+
+    @property
+    def names(self):
+        return [c.name for c in self.columns]
+
+    @property
+    def kinds(self):
+        return [c.kind for c in self.columns]
+
+
+# -- SQLite side ---------------------------------------------------------------------------
+
+
+class _DeriveError(tuple):
+    """Marker for a failed lookup (hashable so it can sit in the per-value table)."""
+
+
+def _derived_values(spec, own, keys, n):
+    d = spec.derive
+    dmap = d["map"]
+    always = d["when"] == "always" or own is None
+    out = []
+    for i in range(n):
+        if not always and own[i] is not None:
+            out.append(own[i])
+            continue
+        raw = keys[i]
+        if raw is None:
+            out.append(_DeriveError(("lookup key is NULL",)))
+            continue
+        key = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        found = dmap.get(key)
+        if found is None or isinstance(found, frozenset):
+            out.append(_DeriveError(("lookup of %r in %s failed" % (key, d["table"]),)))
+        else:
+            out.append(found)
+    return out
+
+
+def _transformed(values, transforms):
+    out = []
+    for v in values:
+        try:
+            out.append(apply_transforms(v, transforms))
+        except ValueError as exc:
+            out.append(_DeriveError((str(exc),)))
+    return out
+
+
+def _source_canonical(converter, kind, transforms=None):
+    def to_canonical(raw):
+        if isinstance(raw, _DeriveError):
+            raise ValueError(raw[0])
+        value = apply_transforms(raw, transforms) if transforms else raw
+        if value is None:
+            return None
+        return from_copy_text(converter(value), kind)
+
+    return to_canonical
+
+
+def encode_source_chunk(job, cols, n):
+    """Encode SQLite columns (tuples, index 0 = rowid) for every compared column.
+
+    Same order of operations as the migration's row converter: transforms on
+    the source value, then the derive lookup (when the value is NULL or
+    always), then the converter of the target type.
+    """
+    encoded = []
+    for spec in job.columns:
+        own = cols[spec.index] if spec.index is not None else None
+        if spec.derive:
+            if own is not None and spec.transforms:
+                own = _transformed(own, spec.transforms)
+            raw = _derived_values(spec, own, cols[spec.derive["key_index"]], n)
+            to_canonical = _source_canonical(spec.converter, spec.kind)
+        else:
+            raw = own if own is not None else (None,) * n
+            to_canonical = _source_canonical(spec.converter, spec.kind, spec.transforms)
+        fast = None if (spec.transforms or spec.derive) else encode_numbers(raw, spec.kind)
+        if fast is not None:
+            atoms, null, numbers = fast
+            encoded.append((atoms, null, numbers, None, None))
+        else:
+            atoms, null, canon, codes = encode_by_unique(raw, to_canonical, spec.kind)
+            encoded.append((atoms, null, None, canon, codes))
+    return encoded
+
+
+def _qi(name):
+    return '"%s"' % name.replace('"', '""')
+
+
+def open_sqlite(path):
+    conn = sqlite3.connect("file:%s?mode=ro" % quote(os.path.abspath(path)), uri=True)
+    conn.text_factory = bytes
+    return conn
+
+
+def _source_query(job, where="", ordered=False):
+    """Rows in rowid (storage) order; the migration's order_by only matters when duplicates are resolved."""
+    cols = ", ".join(_qi(c) for c in job.source_columns)
+    query = "SELECT rowid, %s FROM %s%s" % (cols, _qi(job.source_table), where)
+    if ordered and job.order_by:
+        query += " ORDER BY %s, rowid" % ", ".join(_qi(c) for c in job.order_by)
+    return query
+
+
+def columns_of(rows, width):
+    """Column-major view of fetched rows (a 2-D object array is cheaper than zip(*rows))."""
+    arr = np.array(rows, dtype=object)
+    if arr.ndim == 2 and arr.shape[1] == width:
+        return [arr[:, i] for i in range(width)]
+    return list(zip(*rows))  # a value that is itself a sequence: keep it whole
+
+
+def _iter_source_chunks(conn, job, excluded, ordered=False):
+    cur = conn.execute(_source_query(job, ordered=ordered))
+    width = len(job.source_columns) + 1
+    while True:
+        rows = cur.fetchmany(CHUNK_ROWS)
+        if not rows:
+            return
+        cols = columns_of(rows, width)
+        rowids = np.fromiter(cols[0], dtype=np.int64, count=len(rows))
+        if len(excluded):
+            keep = ~np.isin(rowids, excluded)
+            if not keep.all():
+                mask = keep.tolist()
+                cols = [c[keep] if isinstance(c, np.ndarray) else tuple(compress(c, mask)) for c in cols]
+                rowids = rowids[keep]
+        if len(rowids):
+            yield cols, rowids
+
+
+def _duplicate_rowids(conn, job, excluded):
+    """Rowids of later occurrences of a key (stream order), as the migration skips them."""
+    keys, ids = [], []
+    positions = [job.names.index(k) for k in job.keys]
+    for cols, rowids in _iter_source_chunks(conn, job, excluded, ordered=True):
+        enc = encode_source_chunk(_KeyOnly(job, positions), cols, len(rowids))
+        keys.append(key_hash_np([e[0] for e in enc], len(rowids)))
+        ids.append(rowids)
+    if not keys:
+        return excluded
+    allkeys = np.concatenate(keys)
+    allids = np.concatenate(ids)
+    _, first = np.unique(allkeys, return_index=True)
+    later = np.ones(len(allkeys), dtype=bool)
+    later[first] = False
+    return np.union1d(excluded, allids[later])
+
+
+class _KeyOnly:
+    def __init__(self, job, positions):
+        self.columns = [job.columns[p] for p in positions]
+
+
+def fingerprint_source(path, job):
+    """Fingerprint the SQLite side of one table."""
+    conn = open_sqlite(path)
+    try:
+        excluded = job.excluded
+        if job.dedupe:
+            excluded = _duplicate_rowids(conn, job, excluded)
+        fp = TableFingerprint(job.source_table, job.names, job.kinds, job.keys)
+        for cols, rowids in _iter_source_chunks(conn, job, excluded):
+            fp.add_chunk(encode_source_chunk(job, cols, len(rowids)), rowids)
+        fp.excluded = excluded
+        return fp.finish()
+    finally:
+        conn.close()
+
+
+def source_rows_by_rowid(path, job, rowids):
+    """Canonical values of the given SQLite rows: {rowid: [values...]}."""
+    if not len(rowids):
+        return {}
+    conn = open_sqlite(path)
+    try:
+        marks = ",".join("?" * len(rowids))
+        rows = conn.execute(_source_query(job, " WHERE rowid IN (%s)" % marks), [int(r) for r in rowids]).fetchall()
+    finally:
+        conn.close()
+    if not rows:
+        return {}
+    cols = list(zip(*rows))
+    enc = encode_source_chunk(job, cols, len(rows))
+    return dict(zip(cols[0], canonical_rows(enc, len(rows), job.kinds)))
+
+
+def canonical_rows(encoded, n, kinds):
+    out = [[None] * len(encoded) for _ in range(n)]
+    for pos, (_atoms, null, numbers, canon, codes) in enumerate(encoded):
+        for i in range(n):
+            if null[i]:
+                value = None
+            elif numbers is not None:
+                value = decode_int(numbers[i].item(), kinds[pos])
+            else:
+                value = canon[codes[i]]
+            out[i][pos] = value
+    return out
+
+
+# -- PostgreSQL side -----------------------------------------------------------------------
+
+
+# Dates and timestamps are read as the integers their atoms are made of (days since
+# 0001-01-01 + 1 = date.toordinal(), microseconds since the epoch): the same values,
+# without building a Python datetime per row. Non-finite values make the cast fail;
+# the caller then reads them the plain way.
+_INT_EXPR = {
+    "date": "({c} - DATE '0001-01-01' + 1)",
+    "timestamptz": "(EXTRACT(EPOCH FROM {c}) * 1000000)::int8",
+    "timestamp": "(EXTRACT(EPOCH FROM {c}) * 1000000)::int8",
+}
+_TEXT_EXPR = "{c}::text"  # json/jsonb as text: canonicalized by from_pg, never a Python dict per row
+
+
+def _pg_select(job, int_coded=True):
+    from psycopg2 import sql
+
+    exprs = []
+    for spec in job.columns:
+        ident = sql.Identifier(spec.name)
+        if int_coded and spec.kind in _INT_EXPR:
+            exprs.append(sql.SQL(_INT_EXPR[spec.kind]).format(c=ident))
+        elif spec.kind == "json":
+            exprs.append(sql.SQL(_TEXT_EXPR).format(c=ident))
+        else:
+            exprs.append(ident)
+    return sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(exprs),
+                                              sql.Identifier(job.target_schema, job.target_name))
+
+
+def _iter_pg_chunks(conn, job, int_coded=True):
+    cur = conn.cursor(name="quant_validate_%s" % os.getpid())
+    cur.itersize = CHUNK_ROWS
+    cur.execute(_pg_select(job, int_coded))
+    try:
+        while True:
+            rows = cur.fetchmany(CHUNK_ROWS)
+            if not rows:
+                return
+            yield columns_of(rows, len(job.columns)), len(rows)
+    finally:
+        cur.close()
+
+
+# -- PostgreSQL side, fast path: fixed-width binary COPY decoded by numpy -------------------
+#
+# Every column is sent as one non-NULL 8-byte field (NULLs as 0 plus a bit in a NULL
+# bitmap column): floats as float8, integers/booleans/dates/timestamps as the int8
+# their atoms are made of, text as the first 8 bytes of md5() - the text atom. With a
+# fixed row width numpy reads the COPY stream as an array of records.
+
+_BIN_EXPR = {
+    "float": ("coalesce({c}, 0)::float8", ">f8"),
+    "int": ("coalesce({c}, 0)::int8", ">i8"),
+    "bool": ("coalesce({c}::int, 0)::int8", ">i8"),
+    "date": ("coalesce({c} - DATE '0001-01-01' + 1, 0)::int8", ">i8"),
+    "timestamptz": ("coalesce((EXTRACT(EPOCH FROM {c}) * 1000000)::int8, 0)", ">i8"),
+    "timestamp": ("coalesce((EXTRACT(EPOCH FROM {c}) * 1000000)::int8, 0)", ">i8"),
+    "text": ("coalesce(substr(decode(md5({c}::text), 'hex'), 1, 8), '\\x0000000000000000'::bytea)", "V8"),
+}
+_BIN_TEXT_BASES = ("text", "varchar", "name", "citext")
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+
+
+def binary_supported(job):
+    return all(s.kind in _BIN_EXPR and (s.kind != "text" or s.base in _BIN_TEXT_BASES) for s in job.columns)
+
+
+def _binary_query(job):
+    from psycopg2 import sql
+
+    exprs = [sql.SQL(_BIN_EXPR[s.kind][0]).format(c=sql.Identifier(s.name)) for s in job.columns]
+    groups = [job.columns[i:i + 62] for i in range(0, len(job.columns), 62)]
+    for group in groups:
+        exprs.append(sql.SQL("(" + " | ".join("(({} IS NULL)::int::int8 << %d)" % i for i in range(len(group))) + ")")
+                     .format(*[sql.Identifier(s.name) for s in group]))
+    select = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(exprs),
+                                                 sql.Identifier(job.target_schema, job.target_name))
+    return sql.SQL("COPY ({}) TO STDOUT (FORMAT binary)").format(select), len(groups)
+
+
+class _BinaryRows:
+    """File-like sink for copy_expert: decodes complete records in batches."""
+
+    def __init__(self, job, ngroups, fp):
+        self.job = job
+        self.fp = fp
+        fields = [(s.name, _BIN_EXPR[s.kind][1]) for s in job.columns]
+        fields += [("__nulls%d" % g, ">i8") for g in range(ngroups)]
+        layout = [("__n", ">i2")]
+        for i, (_name, typ) in enumerate(fields):
+            layout += [("__l%d" % i, ">i4"), ("f%d" % i, typ)]
+        self.dtype = np.dtype(layout)
+        self.nfields = len(fields)
+        self.parts = []
+        self.size = 0
+        self.header = None
+
+    def write(self, data):
+        self.parts.append(data)
+        self.size += len(data)
+        if self.size >= self.dtype.itemsize * CHUNK_ROWS:
+            self._drain(final=False)
+
+    def _drain(self, final):
+        buf = b"".join(self.parts)
+        if self.header is None:
+            if not buf.startswith(_COPY_SIGNATURE):
+                raise ValueError("unexpected binary COPY header")
+            ext = int.from_bytes(buf[15:19], "big")
+            self.header = 19 + ext
+            buf = buf[self.header:]
+        n = len(buf) // self.dtype.itemsize
+        if final:
+            if buf[n * self.dtype.itemsize:] != b"\xff\xff":
+                raise ValueError("unexpected end of the binary COPY stream")
+        rest = buf[n * self.dtype.itemsize:]
+        self.parts = [rest] if rest else []
+        self.size = len(rest)
+        if n:
+            self._decode(np.frombuffer(buf, dtype=self.dtype, count=n))
+
+    def finish(self):
+        self._drain(final=True)
+
+    def _decode(self, rec):
+        if not (rec["__n"] == self.nfields).all() or any(
+                not (rec["__l%d" % i] == 8).all() for i in range(self.nfields)):
+            raise ValueError("unexpected field layout in the binary COPY stream")
+        ncols = len(self.job.columns)
+        nulls = [rec["f%d" % (ncols + g)].astype(np.int64) for g in range((ncols + 61) // 62)]
+        encoded = []
+        for i, spec in enumerate(self.job.columns):
+            null = ((nulls[i // 62] >> np.int64(i % 62)) & 1).astype(bool)
+            raw = rec["f%d" % i]
+            if spec.kind == "float":
+                numbers = raw.astype(np.float64) + 0.0
+                atoms = numbers.view(np.uint64).copy()
+                nan = np.isnan(numbers)
+                if nan.any():
+                    atoms[nan] = np.uint64(CANON_NAN_BITS)
+            elif spec.kind == "text":
+                numbers = None
+                atoms = np.frombuffer(np.ascontiguousarray(raw).tobytes(), dtype="<u8").copy()
+            else:
+                numbers = raw.astype(np.int64)
+                atoms = numbers.view(np.uint64).copy()
+            atoms[null] = np.uint64(NULL_ATOM)
+            encoded.append((atoms, null, numbers, None, None))
+        self.fp.add_chunk(encoded)
+
+
+def _text_minmax(conn, job, fp):
+    from psycopg2 import sql
+
+    texts = [s for s in job.columns if s.kind == "text"]
+    if not texts:
+        return
+    cur = conn.cursor()
+    cur.execute(sql.SQL("SELECT {} FROM {}").format(
+        sql.SQL(", ").join(sql.SQL('min({c} COLLATE "C"), max({c} COLLATE "C")').format(c=sql.Identifier(s.name))
+                           for s in texts),
+        sql.Identifier(job.target_schema, job.target_name)))
+    row = cur.fetchone()
+    for i, spec in enumerate(texts):
+        st = fp.stats[job.names.index(spec.name)]
+        st.min, st.max = row[2 * i], row[2 * i + 1]
+
+
+def fingerprint_target_binary(conn, job):
+    fp = TableFingerprint(job.target_name, job.names, job.kinds, job.keys)
+    query, ngroups = _binary_query(job)
+    sink = _BinaryRows(job, ngroups, fp)
+    conn.cursor().copy_expert(query, sink)
+    sink.finish()
+    _text_minmax(conn, job, fp)
+    conn.rollback()
+    fp.read_path = "binary COPY"
+    return fp.finish()
+
+
+def encode_target_chunk(job, cols, n, int_coded=True):
+    encoded = []
+    for pos, spec in enumerate(job.columns):
+        raw = cols[pos]
+        coded = int_coded and spec.kind in INT_CODED
+        fast = encode_numbers(raw, "int" if coded else spec.kind)
+        if fast is not None:
+            atoms, null, numbers = fast
+            encoded.append((atoms, null, numbers, None, None))
+        else:
+            kind = spec.kind
+            atoms, null, canon, codes = encode_by_unique(raw, lambda v, k=kind: from_pg(v, k), kind)
+            encoded.append((atoms, null, None, canon, codes))
+    return encoded
+
+
+def fingerprint_target(conn, job):
+    """Fingerprint the PostgreSQL side of one table (values read back)."""
+    import psycopg2
+
+    if binary_supported(job):
+        try:
+            return fingerprint_target_binary(conn, job)
+        except (psycopg2.Error, ValueError):
+            conn.rollback()  # e.g. 'infinity' timestamps: read them the plain way
+    for int_coded in (True, False):
+        fp = TableFingerprint(job.target_name, job.names, job.kinds, job.keys)
+        try:
+            for cols, n in _iter_pg_chunks(conn, job, int_coded):
+                fp.add_chunk(encode_target_chunk(job, cols, n, int_coded))
+        except (psycopg2.DataError, psycopg2.NotSupportedError):
+            conn.rollback()  # 'infinity' dates/timestamps have no integer form: read them as values
+            if not int_coded:
+                raise
+            continue
+        conn.rollback()
+        fp.read_path = "rows (int-coded dates)" if int_coded else "rows"
+        return fp.finish()
+    raise RuntimeError("unreachable")
+
+
+def target_rows_by_keyhash(conn, job, wanted, limit):
+    """Canonical values of PostgreSQL rows whose key hash is in wanted: {key hash: [rows]}."""
+    found = {}
+    if not len(wanted):
+        return found
+    positions = [job.names.index(k) for k in job.keys]
+    for cols, n in _iter_pg_chunks(conn, job, int_coded=False):
+        enc = encode_target_chunk(job, cols, n, int_coded=False)
+        keyh = key_hash_np([enc[p][0] for p in positions], n)
+        hits = np.flatnonzero(np.isin(keyh, wanted))
+        if len(hits):
+            rows = canonical_rows(enc, n, job.kinds)
+            for i in hits:
+                found.setdefault(int(keyh[i]), []).append(rows[i])
+        if len(found) >= limit:
+            break
+    conn.rollback()
+    return found
+
+
+# -- parallel SQLite worker ----------------------------------------------------------------
+
+
+def _worker(path, jobs, pipe):
+    for job in jobs:
+        try:
+            result = ("ok", fingerprint_source(path, job))
+        except Exception as exc:  # report every failure to the parent, never hang it
+            result = ("error", "%s: %s" % (type(exc).__name__, exc), traceback.format_exc())
+        pipe.send((job.source_table, result))
+    pipe.close()
+
+
+class SourceFingerprints:
+    """Compute SQLite fingerprints for jobs, in a forked child when possible."""
+
+    def __init__(self, path, jobs, parallel=True):
+        self.path = path
+        self.jobs = list(jobs)
+        self.proc = None
+        self.conn = None
+        if parallel and self.jobs and "fork" in multiprocessing.get_all_start_methods():
+            ctx = multiprocessing.get_context("fork")
+            parent, child = ctx.Pipe(duplex=False)
+            self.proc = ctx.Process(target=_worker, args=(path, self.jobs, child), daemon=True)
+            self.proc.start()
+            child.close()
+            self.conn = parent
+
+    def get(self, table):
+        """('ok', fingerprint) or ('error', message, traceback) for the next table (in job order)."""
+        if self.proc is None:
+            job = next(j for j in self.jobs if j.source_table == table)
+            try:
+                return ("ok", fingerprint_source(self.path, job))
+            except Exception as exc:
+                return ("error", "%s: %s" % (type(exc).__name__, exc), traceback.format_exc())
+        try:
+            name, result = self.conn.recv()
+        except EOFError:
+            return ("error", "the SQLite worker process ended unexpectedly (exit code %s)" % self.proc.exitcode, "")
+        if name != table:
+            return ("error", "internal: expected results for %s, got %s" % (table, name), "")
+        return result
+
+    def close(self):
+        if self.proc is not None:
+            self.conn.close()
+            self.proc.join(timeout=5)
+            if self.proc.is_alive():
+                self.proc.terminate()
+                self.proc.join()
+
+
+# -- explaining differences ----------------------------------------------------------------
+
+
+def _key_text(job, row):
+    return ", ".join("%s=%s" % (k, canonical_text(row[job.names.index(k)], job.kinds[job.names.index(k)]))
+                     for k in job.keys)
+
+
+def explain(job, src_fp, dst_fp, diffs, *, path, conn, limit=10):
+    """Turn keyed differences into readable findings naming keys and columns."""
+    findings = []
+    s_order = np.argsort(src_fp.key_hashes, kind="stable")
+
+    def src_rowids(hashes):
+        hashes = hashes[:limit]
+        if not len(hashes):
+            return []
+        pos = s_order[np.searchsorted(src_fp.key_hashes, hashes, sorter=s_order)]
+        return src_fp.rowids[pos]
+
+    missing_ids = src_rowids(diffs["missing"])
+    changed_ids = src_rowids(diffs["changed"])
+    src_rows = source_rows_by_rowid(path, job, list(missing_ids) + list(changed_ids))
+    wanted = np.concatenate([diffs["extra"][:limit], diffs["changed"][:limit], diffs["duplicated"][:limit]])
+    dst_rows = target_rows_by_keyhash(conn, job, wanted, 3 * limit)
+    for rid in missing_ids:
+        row = src_rows.get(int(rid))
+        if row is not None:
+            findings.append({"kind": "missing", "key": _key_text(job, row), "source_rowid": int(rid),
+                             "text": "row %s (SQLite rowid %d) is missing in PostgreSQL" % (_key_text(job, row), rid)})
+    for h in diffs["extra"][:limit]:
+        for row in dst_rows.get(int(h), [])[:1]:
+            findings.append({"kind": "extra", "key": _key_text(job, row),
+                             "text": "row %s exists only in PostgreSQL" % _key_text(job, row)})
+    for rid, h in zip(changed_ids, diffs["changed"][:limit]):
+        srow = src_rows.get(int(rid))
+        drows = dst_rows.get(int(h), [])
+        if srow is None or not drows:
+            continue
+        drow = drows[0]
+        cols = []
+        for pos, name in enumerate(job.names):
+            a, b = srow[pos], drow[pos]
+            kind = job.kinds[pos]
+            differs = canonical_text(a, kind) != canonical_text(b, kind) or atom(a, kind) != atom(b, kind)
+            if differs or isinstance(a, Invalid):
+                cols.append({"column": name, "source": canonical_text(a, kind), "target": canonical_text(b, kind)})
+        findings.append({"kind": "changed", "key": _key_text(job, srow), "source_rowid": int(rid), "columns": cols,
+                         "text": "row %s differs in %s" % (_key_text(job, srow), ", ".join(
+                             "%s (SQLite %s, PostgreSQL %s)" % (c["column"], c["source"], c["target"]) for c in cols))})
+    for h in diffs["duplicated"][:limit]:
+        rows = dst_rows.get(int(h), [])
+        if rows:
+            findings.append({"kind": "duplicated", "key": _key_text(job, rows[0]),
+                             "text": "key %s occurs %d time(s) in PostgreSQL, a different number of times in "
+                                     "the source" % (_key_text(job, rows[0]), len(rows))})
+    findings.sort(key=lambda f: (f["kind"], f["key"]))
+    return findings

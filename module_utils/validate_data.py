@@ -1,0 +1,320 @@
+"""Data checks of migration_validate: reconciliation, content, integrity and quality.
+
+All SQL is read-only; identifiers are quoted with psycopg2.sql, never formatted by hand.
+"""
+
+from __future__ import annotations
+
+from ansible.module_utils.content_compare import explain, fingerprint_target
+from ansible.module_utils.fingerprint import compare_fingerprints, keyed_differences
+from psycopg2 import sql
+
+# Ticker shapes per region (spec source_system.md §1.4). KR: 6 digits, newer KRX codes
+# also carry uppercase letters; US: 1-5 letters plus an optional .A/.B class suffix;
+# CN: 6 digits, optional .SS/.SZ; HK: 4-5 digits, optional .HK; JP: 4 digits; VN: 3 letters.
+TICKER_PATTERNS = {
+    "KR": r"^[0-9A-Z]{6}$",
+    "US": r"^[A-Z]{1,5}(\.[AB])?$",
+    "CN": r"^[0-9]{6}(\.(SS|SZ))?$",
+    "HK": r"^[0-9]{4,5}(\.HK)?$",
+    "JP": r"^[0-9]{4}$",
+    "VN": r"^[A-Z]{3}$",
+}
+EXAMPLES = 5
+
+
+def _ident(schema, name):
+    return sql.Identifier(schema, name)
+
+
+def _scalar(cur, query, params=None):
+    cur.execute(query, params)
+    row = cur.fetchone()
+    return row[0] if row else None
+
+
+def relation_exists(cur, qualified):
+    return _scalar(cur, "SELECT to_regclass(%s) IS NOT NULL", (qualified,))
+
+
+# -- reconciliation ---------------------------------------------------------------------------
+
+
+def load_checkpoints(cur):
+    """{table_name: checkpoint dict} from quant_meta.migration_checkpoints, or None if absent."""
+    if not relation_exists(cur, "quant_meta.migration_checkpoints"):
+        return None
+    cur.execute("SELECT table_name, source_path, source_rows, last_rowid, copied_rows, rejected_rows, "
+                "duplicate_rows, status, run_id FROM quant_meta.migration_checkpoints")
+    names = [d[0] for d in cur.description]
+    return {row[0]: dict(zip(names, row)) for row in cur.fetchall()}
+
+
+def checkpoint_for(checkpoints, source_table, target_name):
+    if not checkpoints:
+        return None
+    return checkpoints.get(source_table) or checkpoints.get(target_name)
+
+
+def rejected_rowids(cur, checkpoint, source_table, target_name):
+    """SQLite rowids the migration rejected or skipped as duplicates for this table in the checkpoint's run.
+
+    The rowid column is ``source_rowid`` (migration_state.py) or ``rowid`` (the original contract).
+    """
+    if checkpoint is None or not relation_exists(cur, "quant_meta.migration_rejects"):
+        return []
+    cur.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = 'quant_meta' "
+                "AND table_name = 'migration_rejects' AND column_name IN ('source_rowid', 'rowid')")
+    found = [r[0] for r in cur.fetchall()]
+    if not found:
+        return []
+    col = sql.Identifier("source_rowid" if "source_rowid" in found else "rowid")
+    cur.execute(sql.SQL("SELECT DISTINCT {c} FROM quant_meta.migration_rejects WHERE table_name IN (%s, %s) "
+                        "AND run_id IS NOT DISTINCT FROM %s AND {c} IS NOT NULL").format(c=col),
+                (source_table, target_name, checkpoint.get("run_id")))
+    return [r[0] for r in cur.fetchall()]
+
+
+def check_reconciliation(results, cur, source, plan, *, checkpoint, rejects):
+    """source rows = copied + rejected + duplicates, and both sides agree with the accounting."""
+    table = plan.source_table
+    name = "row accounting %s" % table
+    if checkpoint is None:
+        results.add(name, "reconciliation", "critical", False,
+                    "no quant_meta.migration_checkpoints row for %s: the migration did not run or did not record it"
+                    % table, table)
+        return
+    src_now = source.count(table)
+    pg_rows = _scalar(cur, sql.SQL("SELECT count(*) FROM {}").format(_ident(plan.target_schema, plan.target_name)))
+    s, c = checkpoint["source_rows"], checkpoint["copied_rows"]
+    r, d = checkpoint["rejected_rows"] or 0, checkpoint["duplicate_rows"] or 0
+    problems = []
+    if checkpoint["status"] != "done":
+        problems.append("checkpoint status is %r, not 'done'" % checkpoint["status"])
+    if s is None or c is None or s != c + r + d:
+        problems.append("unexplained difference: source %s != copied %s + rejected %s + duplicates %s (%+d rows)"
+                        % (s, c, r, d, (s or 0) - ((c or 0) + r + d)))
+    if s != src_now:
+        problems.append("SQLite now has %d rows but the migration read %s (source changed since)" % (src_now, s))
+    if c != pg_rows:
+        problems.append("PostgreSQL %s has %d rows but the migration copied %s" % (plan.target_name, pg_rows, c))
+    if len(rejects) not in (r, r + d):
+        problems.append("quant_meta.migration_rejects holds %d rejected rowids, checkpoint says %d" % (len(rejects), r))
+    detail = "source %s = copied %s + rejected %s + duplicates %s; PostgreSQL rows %d" % (s, c, r, d, pg_rows)
+    if problems:
+        detail = "; ".join(problems) + " (" + detail + ")"
+    results.add(name, "reconciliation", "critical", not problems, detail, table,
+                {"source_rows": s, "copied_rows": c, "rejected_rows": r, "duplicate_rows": d,
+                 "sqlite_rows_now": src_now, "postgres_rows": pg_rows, "reject_records": len(rejects)})
+
+
+# -- content ----------------------------------------------------------------------------------
+
+
+def check_content(results, conn, job, plan, *, src_path, source_result, max_differences):
+    """Fingerprints of both sides; on mismatch, a keyed comparison naming keys and columns."""
+    table = plan.source_table
+    name = "content %s" % table
+    if source_result[0] != "ok":
+        results.error(name, "content", "critical", "reading SQLite %s failed: %s" % (table, source_result[1]), table)
+        return
+    src_fp = source_result[1]
+    dst_fp = fingerprint_target(conn, job)
+    diffs = compare_fingerprints(src_fp, dst_fp)
+    dropped = (" Columns not migrated by the mapping: %s." % ", ".join(plan.dropped)) if plan.dropped else ""
+    data = {"source": src_fp.summary(), "target": dst_fp.summary(), "excluded_source_rows": len(src_fp.excluded),
+            "target_read_path": getattr(dst_fp, "read_path", "rows")}
+    if not diffs:
+        results.add(name, "content", "critical", True,
+                    "%d rows x %d columns identical after normalization (%d rejected/duplicate source rows excluded).%s"
+                    % (src_fp.rows, len(job.names), len(src_fp.excluded), dropped), table, data)
+        return
+    cols = sorted({d[0] for d in diffs if d[0] != "*"})
+    keyed = keyed_differences(src_fp, dst_fp)
+    findings = explain(job, src_fp, dst_fp, keyed, path=src_path, conn=conn, limit=max_differences)
+    counts = {k: len(v) for k, v in keyed.items()}
+    summary = ", ".join("%d %s" % (v, k) for k, v in counts.items() if v)
+    first = "; ".join(f["text"] for f in findings[:max_differences])
+    detail = "fingerprints differ in column(s) %s (%s)%s%s" % (
+        ", ".join(cols) or "-", ", ".join("%s %s: %s != %s" % (c, f, a, b) for c, f, a, b in diffs[:6]),
+        ("; keyed comparison: " + summary) if summary else "",
+        (". First differences: " + first) if first else "")
+    data.update({"differing_columns": cols, "keyed": counts, "findings": findings[:max_differences]})
+    results.add(name, "content", "critical", False, detail, table, data)
+
+
+# -- integrity --------------------------------------------------------------------------------
+
+
+def _not_null(target, cols):
+    return all(target.columns[c].type.not_null for c in cols if c in target.columns)
+
+
+def check_key_nulls(results, cur, plan, target):
+    table = plan.target_name
+    name = "no NULL keys %s" % table
+    keys = list(plan.keys)
+    nullable = [k for k in keys if not target.columns[k].type.not_null]
+    if not nullable:
+        results.add(name, "integrity", "critical", True, "key (%s) is NOT NULL in the catalog" % ", ".join(keys), table)
+        return
+    query = sql.SQL("SELECT {} FROM {}").format(
+        sql.SQL(", ").join(sql.SQL("count(*) FILTER (WHERE {} IS NULL)").format(sql.Identifier(k)) for k in nullable),
+        _ident(plan.target_schema, table))
+    cur.execute(query)
+    counts = dict(zip(nullable, cur.fetchone()))
+    bad = {k: v for k, v in counts.items() if v}
+    detail = ("NULL key values: %s" % ", ".join("%s %d" % kv for kv in bad.items())) if bad else \
+        "no NULLs in key (%s)" % ", ".join(keys)
+    results.add(name, "integrity", "critical", not bad, detail, table, {"nulls": counts})
+
+
+def check_duplicate_keys(results, cur, plan, target):
+    table = plan.target_name
+    name = "no duplicate keys %s" % table
+    keys = list(plan.keys)
+    enforced = target.unique_for(keys)
+    if enforced and _not_null(target, keys):
+        results.add(name, "integrity", "critical", True, "enforced by unique index %s" % enforced[0], table)
+        return
+    ident = _ident(plan.target_schema, table)
+    cols = sql.SQL(", ").join(sql.Identifier(k) for k in keys)
+    cur.execute(sql.SQL("SELECT count(*), coalesce(sum(n), 0) FROM (SELECT count(*) AS n FROM {} GROUP BY {} "
+                        "HAVING count(*) > 1) d").format(ident, cols))
+    groups, rows = cur.fetchone()
+    examples = []
+    if groups:
+        cur.execute(sql.SQL("SELECT {}, count(*) FROM {} GROUP BY {} HAVING count(*) > 1 ORDER BY {} LIMIT %s").format(
+            cols, ident, cols, cols), (EXAMPLES,))
+        examples = ["(%s) x%d" % (", ".join(str(v) for v in row[:-1]), row[-1]) for row in cur.fetchall()]
+    detail = ("%d duplicated key(s) over %d rows on (%s): %s" % (groups, rows, ", ".join(keys), "; ".join(examples))
+              if groups else "no duplicates on (%s) (no unique index: checked by scan)" % ", ".join(keys))
+    results.add(name, "integrity", "critical", not groups, detail, table, {"duplicate_keys": groups})
+
+
+def references_for(plan, mapping, target, targets):
+    """[(label, [child cols], parent schema, parent table, [parent cols])] for FK-orphan checks.
+
+    From the mapping's `references` (source table + target column -> source column),
+    else the platform rule: (ticker|etf_ticker|stock_ticker, region) -> tickers(ticker, region).
+    """
+    out = []
+    for ref in plan.spec.get("references") or []:
+        rtable = ref.get("table")
+        rspec = mapping.get(rtable) or {}
+        rtarget = rspec.get("target") or rtable
+        rschema = rspec.get("schema") or "public"
+        renames = rspec.get("columns") or {}
+        child = list(ref["columns"])
+        parent = [renames.get(c, c) for c in ref["columns"].values()]
+        out.append(("%s(%s)" % (rtarget, ", ".join(parent)), child, rschema, rtarget, parent))
+    if out or plan.target_name == "tickers" or "tickers" not in targets:
+        return out
+    for col in ("ticker", "etf_ticker", "stock_ticker"):
+        if col in target.columns and "region" in target.columns:
+            out.append(("tickers(ticker, region) via %s" % col, [col, "region"], targets["tickers"][0], "tickers",
+                        ["ticker", "region"]))
+    return out
+
+
+def _fk_enforced(cur, target, child, parent):
+    cur.execute(
+        """
+        SELECT c.conname FROM pg_constraint c
+         WHERE c.contype = 'f' AND c.convalidated AND c.conrelid = %s
+           AND c.confrelid = to_regclass(%s)
+           AND array(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY k(n, o)
+                       JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.o) = %s::text[]
+           AND array(SELECT a.attname::text FROM unnest(c.confkey) WITH ORDINALITY k(n, o)
+                       JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n ORDER BY k.o) = %s::text[]
+        """,
+        (target.oid, _qualified(cur, parent[0], parent[1]), child, parent[2]))
+    row = cur.fetchone()
+    return row[0] if row else None
+
+
+def _qualified(cur, schema, name):
+    return "%s.%s" % (sql.Identifier(schema).as_string(cur), sql.Identifier(name).as_string(cur))
+
+
+def check_orphans(results, cur, plan, target, refs):
+    table = plan.target_name
+    for label, child, pschema, ptable, pcols in refs:
+        name = "no orphans %s -> %s" % (table, label)
+        if not relation_exists(cur, _qualified(cur, pschema, ptable)):
+            results.add(name, "integrity", "critical", False,
+                        "referenced table %s.%s does not exist" % (pschema, ptable), table)
+            continue
+        fk = _fk_enforced(cur, target, child, (pschema, ptable, pcols))
+        if fk:
+            results.add(name, "integrity", "critical", True, "enforced by validated foreign key %s" % fk, table)
+            continue
+        join = sql.SQL(" AND ").join(
+            sql.SQL("p.{} = c.{}").format(sql.Identifier(pc), sql.Identifier(cc)) for pc, cc in zip(pcols, child))
+        notnull = sql.SQL(" AND ").join(sql.SQL("c.{} IS NOT NULL").format(sql.Identifier(cc)) for cc in child)
+        base = sql.SQL("FROM {} c WHERE {} AND NOT EXISTS (SELECT 1 FROM {} p WHERE {})").format(
+            _ident(plan.target_schema, table), notnull, _ident(pschema, ptable), join)
+        cur.execute(sql.SQL("SELECT count(*) ") + base)
+        orphans = cur.fetchone()[0]
+        examples = []
+        if orphans:
+            cur.execute(sql.SQL("SELECT DISTINCT {} ").format(
+                sql.SQL(", ").join(sql.SQL("c.{}").format(sql.Identifier(cc)) for cc in child))
+                + base + sql.SQL(" LIMIT %s"), (EXAMPLES,))
+            examples = ["(%s)" % ", ".join(str(v) for v in row) for row in cur.fetchall()]
+        detail = ("%d orphan row(s) without a matching %s, e.g. %s" % (orphans, label, ", ".join(examples))
+                  if orphans else "every row has its %s (no FK constraint: checked by scan)" % label)
+        results.add(name, "integrity", "critical", not orphans, detail, table, {"orphans": orphans})
+
+
+# -- quality ----------------------------------------------------------------------------------
+
+
+PRICE_RULES = (
+    ("prices > 0", "{o} <= 0 OR {h} <= 0 OR {l} <= 0 OR {c} <= 0"),
+    ("high >= low", "{h} < {l}"),
+    ("close within [low, high]", "{c} < {l} OR {c} > {h}"),
+)
+
+
+def check_prices(results, cur, target, *, schema, table, severity):
+    cols = target.columns
+    if not all(c in cols for c in ("open", "high", "low", "close")):
+        return
+    names = dict(o=sql.Identifier("open"), h=sql.Identifier("high"), l=sql.Identifier("low"), c=sql.Identifier("close"))
+    rules = [(label, sql.SQL(expr).format(**names)) for label, expr in PRICE_RULES]
+    if "volume" in cols:
+        rules.append(("volume >= 0", sql.SQL("{} < 0").format(sql.Identifier("volume"))))
+    query = sql.SQL("SELECT count(*), {} FROM {}").format(
+        sql.SQL(", ").join(sql.SQL("count(*) FILTER (WHERE {})").format(expr) for _label, expr in rules),
+        _ident(schema, table))
+    cur.execute(query)
+    row = cur.fetchone()
+    total = row[0]
+    for (label, _expr), bad in zip(rules, row[1:]):
+        pct = (100.0 * bad / total) if total else 0.0
+        detail = "%d of %d rows violate %s (%.3f%%)" % (bad, total, label, pct) if bad else \
+            "all %d rows satisfy %s" % (total, label)
+        results.add("%s %s" % (table, label), "quality", severity, not bad, detail, table, {"violations": bad})
+
+
+def check_ticker_formats(results, cur, schema, table, severity):
+    cur.execute(sql.SQL("SELECT region, count(*) FROM {} GROUP BY region ORDER BY region").format(
+        _ident(schema, table)))
+    regions = cur.fetchall()
+    for region, total in regions:
+        name = "ticker format %s" % region
+        pattern = TICKER_PATTERNS.get(region)
+        if pattern is None:
+            results.add(name, "quality", severity, False,
+                        "%d tickers in unknown region %r (known: %s)" % (total, region, ", ".join(TICKER_PATTERNS)),
+                        table)
+            continue
+        cur.execute(sql.SQL("SELECT count(*) FILTER (WHERE ticker !~ %s), "
+                            "(array_agg(ticker ORDER BY ticker) FILTER (WHERE ticker !~ %s))[1:5] "
+                            "FROM {} WHERE region = %s").format(_ident(schema, table)), (pattern, pattern, region))
+        bad, examples = cur.fetchone()
+        shown = ", ".join(examples or [])
+        detail = ("%d of %d %s tickers do not match %s, e.g. %s" % (bad, total, region, pattern, shown)
+                  if bad else "all %d %s tickers match %s" % (total, region, pattern))
+        results.add(name, "quality", severity, not bad, detail, table, {"violations": bad})

@@ -1,0 +1,288 @@
+"""migration_validate: run the selected check categories and build the result.
+
+Order of work (2 CPUs): plans and accounting are read first, then a forked
+child fingerprints the SQLite side of every table while this process
+fingerprints PostgreSQL and runs the SQL checks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+
+from ansible.module_utils import pg_health, timescale_health, validate_data
+from ansible.module_utils.content_compare import SourceFingerprints, TableJob
+from ansible.module_utils.migration_mapping import MappingError, build_plan, table_order
+from ansible.module_utils.pg_target import TargetError, load_table
+from ansible.module_utils.quant_postgres import connect
+from ansible.module_utils.sqlite_source import SourceError, open_source
+from ansible.module_utils.validate_checks import CATEGORIES, Results, failure_message
+from ansible.module_utils.value_convert import Options
+
+
+class ValidationError(Exception):
+    """Bad input: the whole validation cannot run (message names the input)."""
+
+
+def parse_mapping(mapping):
+    """The mapping parameter: a dict {source table: spec} (sqlite_migration_mapping) or a
+    list of specs each naming its `source` table. Returns an ordered dict."""
+    if isinstance(mapping, dict):
+        return {str(k): (v or {}) for k, v in mapping.items()}
+    if isinstance(mapping, list):
+        out = {}
+        for item in mapping:
+            if not isinstance(item, dict) or not (item.get("source") or item.get("table")):
+                raise ValidationError("mapping: every list item needs `source` (the SQLite table), got %r" % (item,))
+            spec = dict(item)
+            name = spec.pop("source", None) or spec.pop("table")
+            out[name] = spec
+        return out
+    raise ValidationError("mapping must be a dict {source table: spec} or a list, got %s" % type(mapping).__name__)
+
+
+class Context:
+    def __init__(self, params):
+        self.params = params
+        self.categories = list(params.get("checks") or CATEGORIES)
+        unknown = [c for c in self.categories if c not in CATEGORIES]
+        if unknown:
+            raise ValidationError("checks: unknown categories %s (known: %s)"
+                                  % (", ".join(unknown), ", ".join(CATEGORIES)))
+        try:
+            self.results = Results(params.get("severity_overrides"),
+                                   {"quality": params.get("quality_severity") or "warning"})
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+        self.mapping = parse_mapping(params.get("mapping") or {})
+        try:
+            self.tables = table_order(self.mapping, params.get("tables") or None)
+        except MappingError as exc:
+            raise ValidationError("tables: %s" % exc) from None
+
+    def wants(self, *cats):
+        return any(c in self.categories for c in cats)
+
+
+def _plans(ctx, cur, source):
+    """Compile the migration plan of every table; mapping problems become critical checks."""
+    plans, targets = {}, {}
+    lookups = {}
+    for table in ctx.tables:
+        spec = ctx.mapping[table]
+        schema, name = spec.get("schema") or "public", spec.get("target") or table
+        try:
+            target = load_table(cur, schema, name)
+            targets[name] = (schema, target)
+            if source is not None:
+                plans[table] = build_plan(table, spec, source, target, Options(), lookups)
+        except (MappingError, TargetError, SourceError) as exc:
+            cur.connection.rollback()
+            ctx.results.add("mapping %s" % table, "content", "critical", False, str(exc), table)
+    return plans, targets
+
+
+def _guard(ctx, name, category, severity, fn, *args, table=None):
+    """Run one check function (args start with results, cur); an exception becomes a failed check."""
+    try:
+        fn(*args)
+    except Exception as exc:
+        args[1].connection.rollback()
+        ctx.results.error(name, category, severity, exc, table)
+
+
+def run(params, check_mode=False):
+    """Run the validation; returns the module result dict (without changed)."""
+    started = time.monotonic()
+    timings = {}
+    ctx = Context(params)
+    results = ctx.results
+    need_source = ctx.wants("reconciliation", "content")
+    source = None
+    conn = connect(params)
+    conn.set_session(readonly=True)
+    worker = None
+    try:
+        if need_source:
+            if not ctx.tables:
+                raise ValidationError("mapping: empty; reconciliation and content checks need the table mapping")
+            params = dict(params, src=params.get("src") or recorded_source(conn))
+            try:
+                source = open_source(params["src"], quick_check=False)
+            except SourceError as exc:
+                raise ValidationError(str(exc)) from None
+        cur = conn.cursor()
+        cur.execute("SET TimeZone TO 'UTC'")
+        plans, targets = _plans(ctx, cur, source)
+        checkpoints = validate_data.load_checkpoints(cur) if need_source else None
+        jobs, rejects = [], {}
+        for table, plan in plans.items():
+            cp = validate_data.checkpoint_for(checkpoints, table, plan.target_name)
+            rejects[table] = validate_data.rejected_rowids(cur, cp, table, plan.target_name)
+            # duplicates the migration did not record by rowid are found again by key (first kept)
+            recorded = len(rejects[table])
+            dedupe = bool(cp and (cp.get("duplicate_rows") or 0) > 0
+                          and recorded < (cp.get("rejected_rows") or 0) + cp["duplicate_rows"])
+            jobs.append(TableJob(plan, targets[plan.target_name][1], rejects[table], dedupe))
+        conn.rollback()
+        if ctx.wants("content") and jobs:
+            worker = SourceFingerprints(params["src"], jobs, parallel=params.get("parallel", True))
+        timings["setup"] = time.monotonic() - started
+        mark = time.monotonic()
+        if ctx.wants("reconciliation"):
+            for table, plan in plans.items():
+                cp = validate_data.checkpoint_for(checkpoints, table, plan.target_name)
+                _guard(ctx, "row accounting %s" % table, "reconciliation", "critical",
+                       _reconcile, results, cur, source, plan, (cp, rejects[table]), table=table)
+            conn.rollback()
+        timings["reconciliation"] = time.monotonic() - mark
+        mark = time.monotonic()
+        if worker is not None:
+            for job in jobs:
+                plan = plans[job.source_table]
+                try:
+                    validate_data.check_content(results, conn, job, plan, src_path=params["src"],
+                                                source_result=worker.get(job.source_table),
+                                                max_differences=params.get("max_differences") or 10)
+                except Exception as exc:
+                    conn.rollback()
+                    results.error("content %s" % job.source_table, "content", "critical", exc, job.source_table)
+        timings["content"] = time.monotonic() - mark
+        mark = time.monotonic()
+        _integrity_and_quality(ctx, cur, plans, targets)
+        timings["integrity_quality"] = time.monotonic() - mark
+        mark = time.monotonic()
+        if ctx.wants("timescaledb"):
+            _timescale(ctx, cur)
+        timings["timescaledb"] = time.monotonic() - mark
+        mark = time.monotonic()
+        if ctx.wants("health"):
+            pg_health.run_all(results, cur)
+        timings["health"] = time.monotonic() - mark
+        conn.rollback()
+    finally:
+        if worker is not None:
+            worker.close()
+        conn.close()
+        if source is not None:
+            source.close()
+    out = {
+        "checks": results.as_list(),
+        "summary": results.summary(),
+        "seconds": round(time.monotonic() - started, 3),
+        "tables": list(ctx.tables),
+        "timings": {k: round(v, 3) for k, v in timings.items()},
+        "categories": ctx.categories,
+    }
+    failures = results.critical_failures()
+    out["failed_checks"] = [c.name for c in failures]
+    if failures:
+        out["msg"] = failure_message(failures)
+    else:
+        s = out["summary"]
+        out["msg"] = "migration validation passed: %d passed, %d warnings, %d skipped, 0 critical failures" % (
+            s["passed"], s["warnings"], s["skipped"])
+    report_path = params.get("report_path")
+    if report_path and not check_mode:
+        write_report(report_path, out)
+        out["report_path"] = report_path
+    return out
+
+
+def _reconcile(results, cur, source, plan, accounting):
+    checkpoint, rejects = accounting
+    validate_data.check_reconciliation(results, cur, source, plan, checkpoint=checkpoint, rejects=rejects)
+
+
+def _prices(results, cur, target, where):
+    schema, table, severity = where
+    validate_data.check_prices(results, cur, target, schema=schema, table=table, severity=severity)
+
+
+def _community(results, cur, license_, aggregates, compression):
+    timescale_health.check_community_features(results, cur, license_, aggregates=aggregates,
+                                              compression_targets=compression)
+
+
+def recorded_source(conn):
+    """The SQLite path the migration recorded in its checkpoints (used when src is not given)."""
+    cur = conn.cursor()
+    cur.execute("SELECT to_regclass('quant_meta.migration_checkpoints') IS NOT NULL")
+    paths = []
+    if cur.fetchone()[0]:
+        cur.execute("SELECT DISTINCT source_path FROM quant_meta.migration_checkpoints WHERE source_path IS NOT NULL")
+        paths = [r[0] for r in cur.fetchall()]
+    conn.rollback()
+    if len(paths) != 1:
+        found = "no source path" if not paths else "several: %s" % ", ".join(sorted(paths))
+        raise ValidationError("src: not given and quant_meta.migration_checkpoints records %s; "
+                              "set src to the SQLite file" % found)
+    return paths[0]
+
+
+def _integrity_and_quality(ctx, cur, plans, targets):
+    results = ctx.results
+    qsev = ctx.params.get("quality_severity") or "warning"
+    for table in ctx.tables:
+        spec = ctx.mapping[table]
+        name = spec.get("target") or table
+        if name not in targets:
+            continue
+        schema, target = targets[name]
+        plan = plans.get(table)
+        if ctx.wants("integrity") and plan is not None:
+            _guard(ctx, "no NULL keys %s" % name, "integrity", "critical",
+                   validate_data.check_key_nulls, results, cur, plan, target, table=name)
+            _guard(ctx, "no duplicate keys %s" % name, "integrity", "critical",
+                   validate_data.check_duplicate_keys, results, cur, plan, target, table=name)
+            refs = validate_data.references_for(plan, ctx.mapping, target, targets)
+            _guard(ctx, "no orphans %s" % name, "integrity", "critical",
+                   validate_data.check_orphans, results, cur, plan, target, refs, table=name)
+        if ctx.wants("quality"):
+            _guard(ctx, "%s price rules" % name, "quality", qsev,
+                   _prices, results, cur, target, (schema, name, qsev), table=name)
+            if name == "tickers" and "region" in target.columns:
+                _guard(ctx, "ticker format", "quality", qsev,
+                       validate_data.check_ticker_formats, results, cur, schema, name, qsev, table=name)
+    cur.connection.rollback()
+
+
+def _timescale(ctx, cur):
+    results = ctx.results
+    p = ctx.params
+    version, license_ = timescale_health.edition(cur)
+    timescale_health.check_edition(results, version, license_)
+    hypertables = p.get("expected_hypertables")
+    hypertables = timescale_health.DEFAULT_HYPERTABLES if hypertables is None else hypertables
+    aggregates = p.get("expected_aggregates")
+    aggregates = timescale_health.DEFAULT_AGGREGATES if aggregates is None else aggregates
+    compression = p.get("expected_compression")
+    compression = timescale_health.DEFAULT_COMPRESSION if compression is None else compression
+    if version is None:
+        for n in hypertables:
+            results.add("hypertable %s" % n, "timescaledb", "critical", False, "timescaledb extension missing", n)
+        return
+    _guard(ctx, "hypertables", "timescaledb", "critical", timescale_health.check_hypertables,
+           results, cur, hypertables, p.get("expected_chunk_interval") or "1 month")
+    _guard(ctx, "aggregates", "timescaledb", "critical", timescale_health.check_aggregates, results, cur, aggregates)
+    _guard(ctx, "community features", "timescaledb", "warning", _community,
+           results, cur, license_, aggregates, compression)
+
+
+def write_report(path, result):
+    """Write the JSON report atomically (temp file in the same directory, then rename)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".validation-", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(result, fh, indent=2, sort_keys=True, default=str)
+            fh.write("\n")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

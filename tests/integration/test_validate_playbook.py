@@ -1,0 +1,63 @@
+"""playbooks/validate.yml end to end on the dev inventory (localhost): reports on the
+controller, a summary at the end, and a failed play (after the reports) on a planted fault."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from integration.validation_dataset import build
+
+ROOT = Path(__file__).resolve().parents[2]
+ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
+pytestmark = pytest.mark.integration
+
+
+def play(server, db, src, mapping, reports, *extra):
+    extra_vars = {
+        "migration_validation_db": db, "migration_validation_login_user": server.user,
+        "migration_validation_login_unix_socket": str(server.socket_dir), "migration_validation_port": server.port,
+        "migration_validation_src": src, "migration_validation_mapping": mapping,
+        "migration_validation_reports_dir": str(reports),
+        "migration_validation_remote_report": str(reports / "remote" / "validation.json"),
+        "migration_validation_benchmark_runs": 2,
+        "migration_validation_expected_chunk_interval": "1 month",
+    }
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), PGPASSWORD=server.password, ANSIBLE_NOCOLOR="1")
+    return subprocess.run([ANSIBLE_PLAYBOOK, "playbooks/validate.yml", "-e", json.dumps(extra_vars), *extra],
+                          cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+
+
+def test_playbook_reports_and_verdict(pg_server, pg_db, tmp_path):
+    src = str(tmp_path / "source.db")
+    conn = pg_server.connect(pg_db)
+    mapping = build(src, conn)
+    reports = tmp_path / "reports"
+    out = play(pg_server, pg_db, src, mapping, reports)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    assert "0 critical failures" in out.stdout
+    assert "ms / target" in out.stdout  # benchmark lines in the summary
+    host = "localhost"
+    report = json.loads((reports / ("validation-%s.json" % host)).read_text())
+    assert report["validation"]["summary"]["critical_failures"] == 0
+    assert len(report["benchmark"]["results"]) == 13
+    markdown = (reports / ("validation-%s.md" % host)).read_text()
+    assert "**Verdict: PASSED**" in markdown and "p95 latency as a share of its target" in markdown
+    assert (reports / ("benchmark-%s.svg" % host)).read_text().startswith("<svg")
+    assert (reports / "remote" / "validation.json").exists()
+
+    check = play(pg_server, pg_db, src, mapping, tmp_path / "check", "--check")
+    assert check.returncode == 0, check.stdout[-3000:]
+    assert not (tmp_path / "check" / "remote" / "validation.json").exists()  # check mode writes no report
+
+    conn.cursor().execute("DELETE FROM ohlcv_data WHERE ticker = 'VNM' AND date = '2025-07-05'")
+    bad = play(pg_server, pg_db, src, mapping, reports)
+    conn.close()
+    assert bad.returncode != 0
+    assert "content ohlcv_data" in bad.stdout and "ticker=VNM" in bad.stdout
+    markdown = (reports / ("validation-%s.md" % host)).read_text()
+    assert "**Verdict: FAILED**" in markdown and "ticker=VNM, region=VN, timeframe=D, date=2025-07-05" in markdown
