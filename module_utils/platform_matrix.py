@@ -89,7 +89,8 @@ def _linux_plan(distro, release, arch, pg, *, ts_version, cluster):
         "pg_repo": _apt_repo("pgdg", PGDG_URL, codename + "-pgdg", PGDG_KEY_URL) if pg_source == "pgdg" else None,
         "pg_packages": ["postgresql-%d" % pg, "postgresql-client-%d" % pg],
         "pg_dev_packages": ["postgresql-server-dev-%d" % pg],
-        "python_packages": ["python3-psycopg2"],
+        # psycopg2 for every database module; numpy for migration_validate's bulk reads.
+        "python_packages": ["python3-psycopg2", "python3-numpy"],
         "build_packages": ["cmake", "gcc", "make", "libssl-dev", "tar", "xz-utils", "gzip", "ca-certificates"],
         "package_manager": "apt",
         "service_manager": "systemd",
@@ -158,7 +159,7 @@ def _macos_plan(release, arch, pg, *, ts_version, brew_user, cluster):
         "pg_repo": None,
         "pg_packages": [formula],
         "pg_dev_packages": [],
-        "python_packages": ["psycopg2-binary"],
+        "python_packages": ["psycopg2-binary", "numpy"],
         "build_packages": ["cmake"],
         "package_manager": "homebrew",
         "service_manager": "brew",
