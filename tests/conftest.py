@@ -10,15 +10,8 @@
 
 from __future__ import annotations
 
-import os
-import pwd
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -33,124 +26,22 @@ for extra in (ROOT / "library", ROOT / "tests"):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
 
-PG_VERSION = os.environ.get("QUANT_TEST_PG_VERSION", "15")
-PG_BINDIR = Path(os.environ.get("QUANT_TEST_PG_BINDIR", "/usr/lib/postgresql/%s/bin" % PG_VERSION))
-SUPERUSER_PASSWORD = "test-" + uuid.uuid4().hex[:12]
+from pgcluster import PG_VERSION, ClusterError, PgServer, start_cluster, stop_cluster, timescaledb_available  # noqa: E402
 
-
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _pg_pkglibdir():
-    out = subprocess.run([str(PG_BINDIR / "pg_config"), "--pkglibdir"], capture_output=True, text=True, check=False)
-    if out.returncode == 0:
-        return Path(out.stdout.strip())
-    return Path("/usr/lib/postgresql/%s/lib" % PG_VERSION)
-
-
-def timescaledb_available():
-    return any(_pg_pkglibdir().glob("timescaledb*.so"))
-
-
-def _as_postgres(cmd, **kw):
-    """Run cmd as the unprivileged postgres user when we are root."""
-    if os.geteuid() == 0:
-        cmd = ["runuser", "-u", "postgres", "--", *cmd]
-    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
-
-
-@dataclass
-class PgServer:
-    host: str
-    port: int
-    user: str
-    password: str
-    datadir: Path
-    socket_dir: Path
-    bindir: Path
-    has_timescaledb: bool
-
-    def params(self, db="postgres", **extra):
-        """Module parameters (community.postgresql shape) for this server."""
-        out = dict(
-            login_host=self.host,
-            login_port=self.port,
-            login_user=self.user,
-            login_password=self.password,
-            login_unix_socket="",
-            db=db,
-            ssl_mode="disable",
-            ca_cert=None,
-            connect_timeout=10,
-        )
-        out.update(extra)
-        return out
-
-    def dsn(self, db="postgres"):
-        return "host=%s port=%d user=%s password=%s dbname=%s" % (
-            self.host, self.port, self.user, self.password, db)
-
-    def connect(self, db="postgres", autocommit=True):
-        import psycopg2
-
-        conn = psycopg2.connect(self.dsn(db))
-        conn.autocommit = autocommit
-        return conn
-
-    def pg_ctl(self, *args):
-        return _as_postgres([str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-w", "-t", "60", *args])
-
-    def restart(self):
-        self.pg_ctl("restart", "-m", "fast", "-l", str(self.datadir / "server.log"))
+__all__ = ["PG_VERSION", "PgServer", "timescaledb_available"]
 
 
 @pytest.fixture(scope="session")
 def pg_server():
     """A throw-away PostgreSQL cluster for the whole test session."""
-    if not (PG_BINDIR / "initdb").exists():
-        pytest.fail("PostgreSQL %s binaries not found in %s; run `make deps` first" % (PG_VERSION, PG_BINDIR))
-    base = Path(tempfile.mkdtemp(prefix="quant-pgtest-"))
-    datadir = base / "data"
-    sockdir = base / "sock"
-    sockdir.mkdir()
-    pwfile = base / "pw"
-    pwfile.write_text(SUPERUSER_PASSWORD + "\n")
-    if os.geteuid() == 0:
-        pg = pwd.getpwnam("postgres")
-        for path in (base, sockdir, pwfile):
-            os.chown(path, pg.pw_uid, pg.pw_gid)
-    _as_postgres([
-        str(PG_BINDIR / "initdb"), "-D", str(datadir), "-U", "postgres", "-E", "UTF8",
-        "--locale=C.UTF-8", "--auth-local=scram-sha-256", "--auth-host=scram-sha-256",
-        "--pwfile", str(pwfile), "--no-sync",
-    ])
-    has_ts = timescaledb_available()
-    preload = "timescaledb,pg_stat_statements" if has_ts else "pg_stat_statements"
-    port = _free_port()
-    conf = datadir / "postgresql.auto.conf"
-    with open(conf, "a", encoding="utf-8") as fh:
-        fh.write(
-            "port = %d\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '%s'\n"
-            "shared_preload_libraries = '%s'\nfsync = off\nsynchronous_commit = off\n"
-            "full_page_writes = off\nmax_connections = 100\ntimescaledb.telemetry_level = off\n"
-            % (port, sockdir, preload)
-        )
-    if not has_ts:
-        # Without the library the GUC above is unknown and would stop startup.
-        conf.write_text(conf.read_text().replace("timescaledb.telemetry_level = off\n", ""))
-    server = PgServer("127.0.0.1", port, "postgres", SUPERUSER_PASSWORD, datadir, sockdir, PG_BINDIR, has_ts)
-    server.pg_ctl("start", "-l", str(datadir / "server.log"))
+    try:
+        server = start_cluster()
+    except ClusterError as exc:
+        pytest.fail(str(exc))
     try:
         yield server
     finally:
-        try:
-            server.pg_ctl("stop", "-m", "immediate")
-        except subprocess.CalledProcessError:
-            pass
-        shutil.rmtree(base, ignore_errors=True)
+        stop_cluster(server)
 
 
 @pytest.fixture

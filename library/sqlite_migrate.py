@@ -1,0 +1,258 @@
+#!/usr/bin/python
+"""Ansible module sqlite_migrate: copy SQLite tables into existing PostgreSQL tables."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: sqlite_migrate
+short_description: Copy tables from a SQLite file into existing PostgreSQL tables, losslessly and resumably
+description:
+  - Streams every row of the selected SQLite tables (stdlib C(sqlite3), rowid order, or time order for
+    hypertables) into PostgreSQL with C(COPY), converting each value by the B(target) column type read from
+    the PostgreSQL catalog at run time.
+  - A value that cannot be stored losslessly is a B(reject) (table, source rowid, column, value, reason),
+    never a silent NULL. Rejects go to I(rejects_path) as JSON lines and to C(quant_meta.migration_rejects).
+  - Duplicate keys are detected in Python and by the target's unique index, and handled per I(on_conflict);
+    every duplicate is recorded. Orphans (lookup misses, I(references) misses) are rejects.
+  - Progress and checkpoints live in C(quant_meta.migration_checkpoints); each batch commits together with
+    its checkpoint, so a killed run continues exactly with I(resume=true).
+  - A session-level advisory lock prevents two concurrent loads into the same database.
+  - Conversion rules (documented decisions) - empty strings stay C('') in text columns and become NULL in
+    other types (I(empty_as_null)); naive timestamps are UTC; dates accept C(YYYY-MM-DD), C(YYYYMMDD),
+    C(YYYY/MM/DD) and epoch integers; booleans accept 0/1, true/false, t/f, yes/no, y/n, on/off;
+    numbers stored as text may use C(,) thousands separators; C(inf) and C(1e999) become Infinity;
+    VARCHAR overflow, NUMERIC rounding, NUL characters and invalid UTF-8 are rejects.
+version_added: "1.0.0"
+author: Quant platform team
+extends_documentation_fragment: [quant_postgres]
+options:
+  src:
+    description: Path of the SQLite file on the managed host.
+    type: path
+    required: true
+  tables:
+    description:
+      - Source tables to migrate, in any order (they are loaded in mapping order). Default is every table
+        in I(mapping).
+    type: list
+    elements: str
+  mapping:
+    description:
+      - Per source table, how it lands in PostgreSQL. Keys per table are C(target), C(schema), C(columns)
+        (renames), C(drop) (source columns deliberately not migrated), C(derive) (target columns looked up in
+        another source table, for example region looked up in C(tickers) by C(ticker)), C(transforms)
+        (C(strip), C(upper), C(lower), C(map), C(null_if)), C(keys) (natural key, default
+        the primary key), C(order_by) (stream order, for hypertables), C(references) (orphan checks against
+        a source table) and C(batch_rows).
+      - Default is every table of the SQLite file with the same name and columns.
+      - The quant platform's mapping is the default of the sqlite_migration role.
+    type: dict
+  on_conflict:
+    description:
+      - What to do with a row whose key already exists (earlier in the source or in the target).
+      - C(error) records it as a reject; C(skip) keeps the first row and counts a duplicate; C(update) lets the
+        later row win (needs a unique index on the keys) and counts a duplicate.
+    type: str
+    choices: [error, skip, update]
+    default: error
+  truncate:
+    description: Empty the target tables (and their checkpoints and rejects) before loading.
+    type: bool
+    default: false
+  resume:
+    description: Continue an interrupted load from its checkpoint. Without it an interrupted load is an error.
+    type: bool
+    default: false
+  batch_rows:
+    description: Rows per COPY batch; each batch commits with its checkpoint.
+    type: int
+    default: 50000
+  rejects_path:
+    description:
+      - JSON-lines file (on the managed host) receiving every reject and duplicate record. Not written in
+        check mode.
+    type: path
+  max_reject_ratio:
+    description:
+      - Largest tolerated share of rejected rows per table (0 = any reject fails the task, after the
+        rejects are written).
+    type: float
+    default: 0
+  drop_indexes:
+    description:
+      - C(auto) drops non-unique indexes while loading into an empty table and rebuilds them afterwards;
+        C(never) keeps them.
+    type: str
+    choices: [auto, never]
+    default: auto
+  analyze:
+    description: Run ANALYZE on each loaded table.
+    type: bool
+    default: true
+  lock_timeout:
+    description: Seconds to wait for a concurrent run's lock before failing (0 = fail at once).
+    type: int
+    default: 0
+  empty_as_null:
+    description:
+      - Empty strings become NULL in non-text columns (text columns always keep C('')); false makes them
+        rejects.
+    type: bool
+    default: true
+  invalid_utf8:
+    description: C(reject) invalid UTF-8 in text values, or C(replace) the bad bytes with U+FFFD (lossy, opt-in).
+    type: str
+    choices: [reject, replace]
+    default: reject
+  verify_source:
+    description: Run C(PRAGMA quick_check) on the SQLite file before reading it.
+    type: bool
+    default: true
+  copy_format:
+    description:
+      - C(auto) uses binary COPY when every target column type has a binary form (text, integers, double,
+        boolean, date, timestamps, json, bytea; measured about 3x faster, chiefly because formatting a float
+        as text costs ten times more than packing it) and the text format otherwise; C(text) forces the text format.
+    type: str
+    choices: [auto, text]
+    default: auto
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Dry run - reads and converts every row and reports what would be copied, rejected and duplicated;
+        writes nothing (no data, no checkpoints, no rejects file). Conflicts with rows already in the target
+        and PostgreSQL-side constraint failures (FK, CHECK) can only be seen by a real run.
+notes:
+  - Identifiers are always quoted with psycopg2.sql.Identifier; names from the SQLite file never reach SQL unquoted.
+  - Tables are loaded in mapping order (put referenced tables first); identity sequences are set to max(id) afterwards.
+seealso:
+  - module: community.postgresql.postgresql_copy
+requirements:
+  - psycopg2
+"""
+
+EXAMPLES = r"""
+- name: Migrate the quant platform's SQLite file
+  sqlite_migrate:
+    src: /srv/spock/data/spock_local.db
+    db: quant_platform
+    login_user: postgres
+    login_unix_socket: /var/run/postgresql
+    mapping: "{{ sqlite_migration_mapping }}"
+    on_conflict: error
+    rejects_path: /var/lib/quant/migration-rejects.jsonl
+
+- name: Continue an interrupted migration of two tables
+  sqlite_migrate:
+    src: /srv/spock/data/spock_local.db
+    db: quant_platform
+    tables: [tickers, ohlcv_data]
+    resume: true
+
+- name: Dry run (what would be copied and rejected)
+  sqlite_migrate:
+    src: /srv/spock/data/spock_local.db
+    db: quant_platform
+  check_mode: true
+"""
+
+RETURN = r"""
+tables:
+  description: Per source table counts. C(copied_rows + rejected_rows + duplicate_rows = source_rows).
+  returned: always
+  type: dict
+  sample:
+    ohlcv_data:
+      target: public.ohlcv_data
+      source_rows: 926325
+      copied_rows: 926300
+      rejected_rows: 0
+      duplicate_rows: 25
+      seconds: 21.4
+      rows_per_second: 43286.2
+      status: copied
+      rejects_sample: []
+total_copied:
+  description: Rows copied over all tables.
+  returned: always
+  type: int
+total_rejected:
+  description: Rows rejected over all tables.
+  returned: always
+  type: int
+total_duplicates:
+  description: Duplicate rows over all tables.
+  returned: always
+  type: int
+run_id:
+  description: Identifier of this run (rejects and checkpoints of a load carry the run_id that started it).
+  returned: always
+  type: str
+rejects_path:
+  description: Where the rejects were written.
+  returned: when rejects_path is set and not in check mode
+  type: str
+queries:
+  description: Notable statements run (TRUNCATE, DROP/CREATE INDEX, setval, ANALYZE).
+  returned: always
+  type: list
+  elements: str
+"""
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.quant_postgres import HAS_PSYCOPG2, PSYCOPG2_IMPORT_ERROR, postgres_common_argument_spec
+
+try:
+    from ansible.module_utils.migration_runner import MigrationError, run_migration
+except ImportError:  # pragma: no cover - only when psycopg2 itself is missing
+    MigrationError = Exception
+    run_migration = None
+
+
+def argument_spec():
+    spec = postgres_common_argument_spec()
+    spec.update(
+        src=dict(type="path", required=True),
+        tables=dict(type="list", elements="str"),
+        mapping=dict(type="dict"),
+        on_conflict=dict(type="str", choices=["error", "skip", "update"], default="error"),
+        truncate=dict(type="bool", default=False),
+        resume=dict(type="bool", default=False),
+        batch_rows=dict(type="int", default=50000),
+        rejects_path=dict(type="path"),
+        max_reject_ratio=dict(type="float", default=0.0),
+        drop_indexes=dict(type="str", choices=["auto", "never"], default="auto"),
+        analyze=dict(type="bool", default=True),
+        lock_timeout=dict(type="int", default=0),
+        empty_as_null=dict(type="bool", default=True),
+        invalid_utf8=dict(type="str", choices=["reject", "replace"], default="reject"),
+        verify_source=dict(type="bool", default=True),
+        copy_format=dict(type="str", choices=["auto", "text"], default="auto"),
+    )
+    return spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    if not HAS_PSYCOPG2:
+        module.fail_json(msg=missing_required_lib("psycopg2"), exception=str(PSYCOPG2_IMPORT_ERROR))
+    if module.params["batch_rows"] < 1:
+        module.fail_json(msg="checking parameters: batch_rows must be at least 1")
+    if not 0 <= module.params["max_reject_ratio"] <= 1:
+        module.fail_json(msg="checking parameters: max_reject_ratio must be between 0 and 1")
+    try:
+        result = run_migration(module.params, check_mode=module.check_mode)
+    except MigrationError as exc:
+        module.fail_json(msg="sqlite_migrate: %s" % exc, **exc.result)
+    except Exception as exc:  # unexpected: still one clear line plus the traceback
+        module.fail_json(msg="sqlite_migrate: unexpected error: %s: %s" % (type(exc).__name__, exc),
+                         exception=traceback.format_exc())
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

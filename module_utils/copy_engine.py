@@ -1,0 +1,488 @@
+"""Stream SQLite rows into PostgreSQL with COPY, batch by batch.
+
+Design (measured, see scripts/bench-migrate):
+
+* Fast path: rows are converted lazily inside the file-like object that
+  psycopg2's ``copy_expert`` reads from, so Python converts batch k+1's next
+  chunk while the server is still parsing the previous one (the two CPUs work
+  in parallel). The batch goes straight into the target table: no staging copy.
+* Duplicates are caught twice. In Python, a key dictionary per batch plus the
+  keys of earlier batches of the same ``order_by`` group (for the time-ordered
+  hypertable a group is one date, so memory stays flat with table size; tables
+  streamed in rowid order keep all keys, which is fine for the small tables).
+  And in PostgreSQL: the target's unique index is never dropped, so any
+  duplicate the Python side could not see (rows already in the target, equal
+  keys written in different source formats, the resume boundary) makes the
+  batch's COPY fail; the batch is then replayed through a TEMP staging table
+  where conflicting rows are identified with one join and handled per
+  ``on_conflict``; any remaining error (FK, CHECK, ...) is isolated row by row
+  under savepoints and becomes a reject carrying PostgreSQL's message.
+* Each batch commits together with its rejects and its checkpoint row.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+
+from ansible.module_utils.migration_mapping import explain_row
+from ansible.module_utils.migration_state import advance_checkpoint, insert_rejects
+from ansible.module_utils.value_convert import describe_value
+
+try:
+    import psycopg2
+    from psycopg2 import sql
+except ImportError:  # pragma: no cover
+    psycopg2 = None
+    sql = None
+
+STAGE = "__sqlite_migrate_stage"
+STAGE_ROWID = "__sqlite_rowid"
+UNIQUE_VIOLATION = "23505"
+
+
+class Batch:
+    """One batch: the converted COPY lines (kept for the fallback path) and its outcome."""
+
+    __slots__ = ("copied", "duplicates", "keys", "last_rowid", "lines", "rejected", "rejects", "rowids", "upserts")
+
+    def __init__(self):
+        self.rowids = []
+        self.lines = []
+        self.keys = {}
+        self.upserts = {}  # key -> (rowid, line): update-mode duplicates of committed rows
+        self.rejects = []
+        self.rejected = 0
+        self.duplicates = 0
+        self.copied = 0
+        self.last_rowid = None
+
+    def __len__(self):
+        return len(self.lines)
+
+
+class RowFeeder:
+    """Converts source rows into batches; owns the Python-side duplicate detection."""
+
+    def __init__(self, plan, rows, on_conflict):
+        self.plan = plan
+        self.rows = rows
+        self.on_conflict = on_conflict
+        self.exhausted = False
+        targets = [pc.target for pc in plan.columns]
+        self.key_pos = [targets.index(k) for k in plan.keys] if plan.keys else []
+        key_sources = {pc.source for pc in plan.columns if pc.target in plan.keys and pc.source}
+        # Reset the "earlier batches" key memory whenever the order group changes,
+        # but only when the order columns are part of the key (then duplicates
+        # can only occur inside one group).
+        self.group_pos = []
+        if plan.order_by and all(c in key_sources for c in plan.order_by):
+            self.group_pos = [plan.source_columns.index(c) + 1 for c in plan.order_by]
+        self.group = None
+        self.old_keys = {}
+        self.refs = []
+        for ref in plan.references:
+            self.refs.append(([targets.index(c) for c in ref["target_columns"]], ref["keys"], ref))
+        self.consumed = 0
+
+    def _key_text(self, key):
+        shown = []
+        for pos, field in zip(self.key_pos, key):
+            text = self.plan.field_text(pos, field)
+            shown.append("NULL" if text is None else text)
+        return "(%s)=(%s)" % (", ".join(self.plan.keys), ", ".join(shown))
+
+    def fill(self, batch, limit):
+        """Generator of COPY text chunks; appends to batch until limit rows consumed."""
+        convert_row = self.plan.convert_row
+        binary = self.plan.binary
+        field_count = self.plan.field_count if binary else None
+        joiner = b"".join if binary else "".join
+        key_pos = self.key_pos
+        group_pos = self.group_pos
+        refs = self.refs
+        rowids = batch.rowids
+        lines = batch.lines
+        bkeys = batch.keys
+        pending = []
+        count = 0
+        for row in self.rows:
+            count += 1
+            rowid = row[0]
+            batch.last_rowid = rowid
+            try:
+                fields = convert_row(row)
+            except Exception:  # every failure becomes a reject with its reason
+                column, value, reason = explain_row(self.plan, row)
+                self._reject(batch, rowid, column, value, reason)
+                if count >= limit:
+                    break
+                continue
+            if refs:
+                bad = None
+                for pos, keyset, ref in refs:
+                    if tuple(fields[p] for p in pos) not in keyset:
+                        bad = (pos, ref)
+                        break
+                if bad is not None:
+                    pos, ref = bad
+                    shown = ", ".join("%s=%s" % (ref["target_columns"][i], self.plan.field_text(p, fields[p]))
+                                      for i, p in enumerate(pos))
+                    self._reject(batch, rowid, ",".join(ref["target_columns"]), shown,
+                                 "orphan: (%s) not found in source table %s" % (shown, ref["table"]))
+                    if count >= limit:
+                        break
+                    continue
+            line = field_count + b"".join(fields) if binary else "\t".join(fields) + "\n"
+            if key_pos:
+                if group_pos:
+                    group = tuple(row[p] for p in group_pos)
+                    if group != self.group:
+                        self.group = group
+                        self.old_keys = {}
+                key = tuple(fields[p] for p in key_pos)
+                if key in bkeys or key in self.old_keys:
+                    if self._duplicate(batch, key, rowid, line):
+                        pending = None  # a line in the batch was replaced: rebuild the stream text
+                    if count >= limit:
+                        break
+                    continue
+                bkeys[key] = len(lines)
+            rowids.append(rowid)
+            lines.append(line)
+            if pending is not None:
+                pending.append(line)
+                if len(pending) >= 256:
+                    yield joiner(pending)
+                    pending = []
+            if count >= limit:
+                break
+        else:
+            self.exhausted = True
+        self.consumed += count
+        if pending is None:
+            raise _Replaced()
+        if pending:
+            yield joiner(pending)
+
+    def _reject(self, batch, rowid, column, value, reason):
+        batch.rejected += 1
+        batch.rejects.append({"source_rowid": rowid, "kind": "reject", "column": column,
+                              "value": describe_value(value), "reason": reason})
+
+    def _duplicate(self, batch, key, rowid, line):
+        """Handle a key seen before in this run. Returns True when a batch line was replaced."""
+        in_batch = key in batch.keys
+        first = batch.rowids[batch.keys[key]] if in_batch else self.old_keys.get(key)
+        where = "source rowid %s" % first if first is not None else "an earlier row"
+        if self.on_conflict == "error":
+            self._reject(batch, rowid, ",".join(self.plan.keys), self._key_text(key),
+                         "duplicate key %s, already loaded from %s (on_conflict=error)" % (self._key_text(key), where))
+            return False
+        batch.duplicates += 1
+        if self.on_conflict == "skip":
+            batch.rejects.append({"source_rowid": rowid, "kind": "duplicate", "column": ",".join(self.plan.keys),
+                                  "value": self._key_text(key),
+                                  "reason": "duplicate key, first row kept (%s; on_conflict=skip)" % where})
+            return False
+        # update: the later row wins
+        if in_batch:
+            pos = batch.keys[key]
+            batch.rejects.append({"source_rowid": batch.rowids[pos], "kind": "duplicate",
+                                  "column": ",".join(self.plan.keys), "value": self._key_text(key),
+                                  "reason": "duplicate key, replaced by later source rowid %s (on_conflict=update)"
+                                  % rowid})
+            batch.rowids[pos] = rowid
+            batch.lines[pos] = line
+            return True
+        batch.rejects.append({"source_rowid": rowid, "kind": "duplicate", "column": ",".join(self.plan.keys),
+                              "value": self._key_text(key),
+                              "reason": "duplicate key of %s, applied as update (on_conflict=update)" % where})
+        batch.upserts[key] = (rowid, line)
+        return False
+
+    def commit_keys(self, batch):
+        """Remember this batch's keys for the following batches.
+
+        In group mode old_keys is emptied whenever the order group changes
+        (see fill), so it never holds more than one group plus one batch.
+        """
+        if not self.key_pos:
+            return
+        rowids = batch.rowids
+        for key, pos in batch.keys.items():
+            self.old_keys[key] = rowids[pos]
+
+
+class _Replaced(Exception):
+    """Internal: the batch text changed after streaming started (update-mode duplicate)."""
+
+
+class ChunkReader:
+    """File-like object over a generator of chunks (str or bytes), as psycopg2 copy_expert wants.
+
+    header/trailer frame a binary COPY stream.
+    """
+
+    def __init__(self, chunks, header=b"", trailer=b""):
+        self.chunks = chunks
+        self.buf = header
+        self.trailer = trailer
+
+    def read(self, size=-1):
+        while size < 0 or len(self.buf) < size:
+            try:
+                chunk = next(self.chunks)
+            except StopIteration:
+                self.buf += self.trailer
+                self.trailer = b""
+                break
+            self.buf += chunk.encode("utf-8") if isinstance(chunk, str) else chunk
+        if size < 0:
+            out, self.buf = self.buf, b""
+        else:
+            out, self.buf = self.buf[:size], self.buf[size:]
+        return out
+
+
+def drain(gen):
+    for _ in gen:
+        pass
+
+
+class TableWriter:
+    """Writes batches of one table into PostgreSQL (not used in check mode)."""
+
+    def __init__(self, conn, plan, on_conflict, run_id, queries):
+        self.conn = conn
+        self.plan = plan
+        self.table = plan.target
+        self.on_conflict = on_conflict
+        self.run_id = run_id
+        self.queries = queries
+        cols = [sql.Identifier(pc.target) for pc in plan.columns]
+        self.col_list = sql.SQL(", ").join(cols)
+        with conn.cursor() as cur:
+            self.copy_sql = sql.SQL("COPY {} ({}) FROM STDIN" + plan.copy_options()).format(
+                self.table.ident, self.col_list).as_string(cur)
+        unique = self.table.unique_for(plan.keys) if plan.keys else None
+        self.key_index = unique
+        if on_conflict == "update" and plan.keys and not unique:
+            raise ValueError("on_conflict=update needs a unique index on (%s) in %s"
+                             % (", ".join(plan.keys), self.table.display))
+        self.stage_ready = False
+
+    # -- the fast path -----------------------------------------------------------------
+
+    def write_batch(self, feeder, batch_rows, started):
+        """Stream one batch; returns the Batch (committed) or None when the source is exhausted."""
+        batch = Batch()
+        cur = self.conn.cursor()
+        cur.execute("SAVEPOINT sqlite_migrate_batch")
+        gen = feeder.fill(batch, batch_rows)
+        state = "ok"
+        try:
+            cur.copy_expert(self.copy_sql, self._reader(gen), size=1 << 16)
+        except _Replaced:
+            state = "replaced"
+        except psycopg2.Error:
+            state = "failed"
+        if state != "ok":
+            # the generator may have stopped early; finish consuming the batch's rows
+            try:
+                drain(gen)
+            except _Replaced:
+                pass
+            cur.execute("ROLLBACK TO SAVEPOINT sqlite_migrate_batch")
+        if state == "replaced":
+            # update mode replaced a line already streamed: send the corrected batch again
+            try:
+                cur.copy_expert(self.copy_sql, self._reader(iter(batch.lines)), size=1 << 16)
+                state = "ok"
+            except psycopg2.Error:
+                cur.execute("ROLLBACK TO SAVEPOINT sqlite_migrate_batch")
+        if state == "ok":
+            batch.copied = len(batch.lines)
+        elif batch.lines:
+            self._slow_path(cur, batch)
+        if batch.upserts:
+            self._apply_upserts(cur, batch)
+        nothing = not batch.lines and not batch.rejects and not batch.upserts
+        if nothing and feeder.exhausted and batch.last_rowid is None:
+            self.conn.rollback()
+            return None
+        insert_rejects(cur, self.run_id, self.plan.source_table, batch.rejects)
+        advance_checkpoint(cur, self.plan.source_table, batch.last_rowid, batch.copied, batch.rejected,
+                           batch.duplicates, time.monotonic() - started)
+        self.conn.commit()
+        feeder.commit_keys(batch)
+        return batch
+
+    def _reader(self, chunks):
+        return ChunkReader(chunks, self.plan.stream_header(), self.plan.stream_trailer())
+
+    # -- fallback -----------------------------------------------------------------------
+
+    def _ensure_stage(self, cur):
+        if self.stage_ready:
+            cur.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(STAGE)))
+            return
+        cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(STAGE)))
+        cur.execute(sql.SQL("CREATE TEMP TABLE {} AS SELECT NULL::bigint AS {}, {} FROM {} WITH NO DATA").format(
+            sql.Identifier(STAGE), sql.Identifier(STAGE_ROWID), self.col_list, self.table.ident))
+        self.stage_ready = True
+
+    def _stage(self, cur, entries):
+        """COPY (rowid, line) entries into the staging table; False when PostgreSQL refuses the text."""
+        cur.execute("SAVEPOINT sqlite_migrate_stage")
+        self._ensure_stage(cur)
+        stage_copy = sql.SQL("COPY {} ({}, {}) FROM STDIN" + self.plan.copy_options()).format(
+            sql.Identifier(STAGE), sql.Identifier(STAGE_ROWID), self.col_list).as_string(cur)
+        if self.plan.binary:
+            prefix = struct.Struct(">hiq").pack
+            width = len(self.plan.columns) + 1
+            chunks = (prefix(width, 8, rowid) + line[2:] for rowid, line in entries)
+        else:
+            chunks = ("%d\t%s" % (rowid, line) for rowid, line in entries)
+        try:
+            cur.copy_expert(stage_copy, self._reader(chunks), size=1 << 16)
+        except psycopg2.Error:
+            cur.execute("ROLLBACK TO SAVEPOINT sqlite_migrate_stage")
+            self.stage_ready = False
+            return False
+        cur.execute("RELEASE SAVEPOINT sqlite_migrate_stage")
+        return True
+
+    def _key_match(self):
+        nnd = bool(self.key_index and self.key_index[2])
+        parts = []
+        for key in self.plan.keys:
+            left, right = sql.Identifier("t", key), sql.Identifier("s", key)
+            if nnd and not self.table.columns[key].type.not_null:
+                parts.append(sql.SQL("({} = {} OR ({} IS NULL AND {} IS NULL))").format(left, right, left, right))
+            else:
+                parts.append(sql.SQL("{} = {}").format(left, right))
+        return sql.SQL(" AND ").join(parts)
+
+    def _insert_from_stage(self, where, upsert=False):
+        query = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} WHERE {} ORDER BY {}").format(
+            self.table.ident, self.col_list, self.col_list, sql.Identifier(STAGE), where, sql.Identifier(STAGE_ROWID))
+        if upsert:
+            keys = sql.SQL(", ").join(sql.Identifier(k) for k in self.plan.keys)
+            sets = [sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(pc.target), sql.Identifier(pc.target))
+                    for pc in self.plan.columns if pc.target not in self.plan.keys]
+            if sets:
+                query = query + sql.SQL(" ON CONFLICT ({}) DO UPDATE SET {}").format(keys, sql.SQL(", ").join(sets))
+            else:
+                query = query + sql.SQL(" ON CONFLICT ({}) DO NOTHING").format(keys)
+        return query
+
+    def _slow_path(self, cur, batch):
+        entries = list(zip(batch.rowids, batch.lines))
+        line_of = dict(entries)
+        if not self._stage(cur, entries):
+            self._row_by_row_copy(cur, batch, entries)
+            return
+        conflicted = []
+        if self.plan.keys and self.key_index:
+            cur.execute(sql.SQL("SELECT s.{} FROM {} s WHERE EXISTS (SELECT 1 FROM {} t WHERE {}) ORDER BY 1").format(
+                sql.Identifier(STAGE_ROWID), sql.Identifier(STAGE), self.table.ident, self._key_match()))
+            conflicted = [r[0] for r in cur.fetchall()]
+        if conflicted:
+            self._handle_conflicts(cur, batch, conflicted, line_of)
+        rest = sql.SQL("NOT ({} = ANY(%s))").format(sql.Identifier(STAGE_ROWID))
+        cur.execute("SAVEPOINT sqlite_migrate_rest")
+        try:
+            cur.execute(self._insert_from_stage(rest), (conflicted,))
+            batch.copied += cur.rowcount
+            cur.execute("RELEASE SAVEPOINT sqlite_migrate_rest")
+        except psycopg2.Error:
+            cur.execute("ROLLBACK TO SAVEPOINT sqlite_migrate_rest")
+            done = set(conflicted)
+            self._row_by_row_stage(cur, batch, [rowid for rowid in batch.rowids if rowid not in done], line_of)
+
+    def _handle_conflicts(self, cur, batch, rowids, line_of):
+        for rowid in rowids:
+            reason_key = "key (%s) already exists in %s" % (", ".join(self.plan.keys), self.table.display)
+            if self.on_conflict == "error":
+                batch.rejected += 1
+                batch.rejects.append({"source_rowid": rowid, "kind": "reject", "column": ",".join(self.plan.keys),
+                                      "value": self.plan.describe_record(line_of[rowid]),
+                                      "reason": "duplicate: %s (on_conflict=error)" % reason_key})
+            else:
+                batch.duplicates += 1
+                batch.rejects.append({"source_rowid": rowid, "kind": "duplicate", "column": ",".join(self.plan.keys),
+                                      "value": self.plan.describe_record(line_of[rowid]),
+                                      "reason": "duplicate: %s (on_conflict=%s)" % (reason_key, self.on_conflict)})
+        if self.on_conflict == "update":
+            where = sql.SQL("{} = ANY(%s)").format(sql.Identifier(STAGE_ROWID))
+            cur.execute(self._insert_from_stage(where, upsert=True), (rowids,))
+
+    def _classify_pg_error(self, batch, rowid, exc, line):
+        if getattr(exc, "pgcode", None) == UNIQUE_VIOLATION and self.on_conflict != "error":
+            batch.duplicates += 1
+            kind = "duplicate"
+        else:
+            batch.rejected += 1
+            kind = "reject"
+        diag = getattr(exc, "diag", None)
+        message = (diag.message_primary if diag and diag.message_primary else str(exc).splitlines()[0])
+        if diag and diag.message_detail:
+            message += " (%s)" % diag.message_detail
+        column = diag.column_name if diag and diag.column_name else None
+        batch.rejects.append({"source_rowid": rowid, "kind": kind, "column": column,
+                              "value": self.plan.describe_record(line), "reason": "PostgreSQL: %s" % message})
+        return kind
+
+    def _row_by_row_stage(self, cur, batch, rowids, line_of):
+        one = sql.SQL("{} = %s").format(sql.Identifier(STAGE_ROWID))
+        insert = self._insert_from_stage(one)
+        upsert = self._insert_from_stage(one, upsert=True) if self.on_conflict == "update" else None
+        for rowid in rowids:
+            cur.execute("SAVEPOINT sqlite_migrate_row")
+            try:
+                cur.execute(insert, (rowid,))
+                batch.copied += 1
+                cur.execute("RELEASE SAVEPOINT sqlite_migrate_row")
+            except psycopg2.Error as exc:
+                cur.execute("ROLLBACK TO SAVEPOINT sqlite_migrate_row")
+                kind = self._classify_pg_error(batch, rowid, exc, line_of[rowid])
+                if kind == "duplicate" and upsert is not None:
+                    cur.execute(upsert, (rowid,))
+
+    def _row_by_row_copy(self, cur, batch, entries):
+        for rowid, line in entries:
+            cur.execute("SAVEPOINT sqlite_migrate_row")
+            try:
+                cur.copy_expert(self.copy_sql, self._reader(iter([line])))
+                batch.copied += 1
+                cur.execute("RELEASE SAVEPOINT sqlite_migrate_row")
+            except psycopg2.Error as exc:
+                cur.execute("ROLLBACK TO SAVEPOINT sqlite_migrate_row")
+                self._classify_pg_error(batch, rowid, exc, line)
+
+    def _apply_upserts(self, cur, batch):
+        entries = sorted(batch.upserts.values())
+        if not self._stage(cur, entries):
+            for rowid, line in entries:
+                batch.rejected += 1
+                batch.duplicates -= 1
+                batch.rejects.append({"source_rowid": rowid, "kind": "reject", "column": None,
+                                      "value": self.plan.describe_record(line),
+                                      "reason": "PostgreSQL refused the row text"})
+            return
+        cur.execute(self._insert_from_stage(sql.SQL("true"), upsert=True))
+
+
+def check_batch(feeder, batch_rows):
+    """Check mode: convert one batch without touching PostgreSQL."""
+    batch = Batch()
+    try:
+        drain(feeder.fill(batch, batch_rows))
+    except _Replaced:
+        pass
+    batch.copied = len(batch.lines)
+    feeder.commit_keys(batch)
+    if not batch.lines and not batch.rejects and batch.last_rowid is None:
+        return None
+    return batch

@@ -1,0 +1,412 @@
+"""Orchestrates a SQLite -> PostgreSQL migration (the logic behind library/sqlite_migrate.py).
+
+``run_migration(params, check_mode)`` returns the module result or raises
+``MigrationError`` (whose ``result`` carries what was done before the failure).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+import uuid
+
+from ansible.module_utils.copy_engine import RowFeeder, TableWriter, check_batch
+from ansible.module_utils.migration_mapping import MappingError, build_plan, table_order
+from ansible.module_utils.migration_state import (
+    LockBusy,
+    acquire_lock,
+    dropped_indexes,
+    ensure_schema,
+    fetch_rejects,
+    finish_checkpoint,
+    forget_dropped_index,
+    get_checkpoint,
+    release_lock,
+    remember_dropped_index,
+    reset_tables,
+    start_checkpoint,
+)
+from ansible.module_utils.pg_target import TargetError, count_rows_exist, droppable_indexes, load_table, sync_sequences
+from ansible.module_utils.quant_postgres import ConnectionFailure, connect
+from ansible.module_utils.sqlite_source import SourceError, open_source
+from ansible.module_utils.value_convert import Options
+
+try:
+    import psycopg2
+    from psycopg2 import sql
+except ImportError:  # pragma: no cover
+    psycopg2 = None
+    sql = None
+
+DEFAULT_BATCH_ROWS = 50000
+SAMPLE_REJECTS = 20
+
+
+class MigrationError(Exception):
+    """A clear, one-line failure; .result holds the partial module result."""
+
+    def __init__(self, msg, result=None):
+        super().__init__(msg)
+        self.result = result or {}
+
+
+def default_mapping(source):
+    """Identity mapping for every table of the source (used when no mapping is given)."""
+    return {name: {} for name in source.tables()}
+
+
+def _rate(rows, seconds):
+    return round(rows / seconds, 1) if seconds > 0 else 0.0
+
+
+def _table_result(plan, source_rows, copied, rejected, duplicates, seconds, status):  # noqa: PLR0917
+    return {
+        "target": plan.target_display,
+        "source_rows": source_rows,
+        "copied_rows": copied,
+        "rejected_rows": rejected,
+        "duplicate_rows": duplicates,
+        "seconds": round(seconds, 3),
+        "rows_per_second": _rate(copied + rejected + duplicates, seconds),
+        "status": status,
+        "rejects_sample": [],
+    }
+
+
+class Migration:
+    def __init__(self, params, check_mode=False, log=None):
+        self.params = params
+        self.check_mode = check_mode
+        self.log = log or (lambda msg: None)
+        self.queries = []
+        self.result = {"changed": False, "tables": {}, "total_copied": 0, "total_rejected": 0,
+                       "total_duplicates": 0, "queries": self.queries, "check_mode": check_mode}
+        self.options = Options(empty_as_null=params.get("empty_as_null", True),
+                               invalid_utf8=params.get("invalid_utf8") or "reject",
+                               copy_format=params.get("copy_format") or "auto")
+        self.on_conflict = params.get("on_conflict") or "error"
+        self.conn = None
+        self.source = None
+        self.run_id = uuid.uuid4().hex[:16]
+        self.result["run_id"] = self.run_id
+
+    # -- setup ---------------------------------------------------------------------------
+
+    def prepare(self):
+        try:
+            self.source = open_source(self.params["src"], quick_check=self.params.get("verify_source", True))
+        except SourceError as exc:
+            raise MigrationError(str(exc), self.result) from None
+        mapping = self.params.get("mapping") or default_mapping(self.source)
+        if not isinstance(mapping, dict):
+            raise MigrationError("mapping must be a dict of source table -> spec", self.result)
+        try:
+            order = table_order(mapping, self.params.get("tables"))
+        except MappingError as exc:
+            raise MigrationError("checking the mapping: %s" % exc, self.result) from None
+        missing = [t for t in order if not self.source.has_table(t)]
+        if missing:
+            raise MigrationError("source SQLite file %s has no table(s) %s (it has: %s)" % (
+                self.params["src"], ", ".join(missing), ", ".join(self.source.tables()) or "none"), self.result)
+        try:
+            self.conn = connect(self.params)
+        except ConnectionFailure as exc:
+            raise MigrationError(str(exc), self.result) from None
+        lookups = {}
+        self.plans = []
+        with self.conn.cursor() as cur:
+            for name in order:
+                spec = mapping.get(name) or {}
+                try:
+                    target = load_table(cur, spec.get("schema") or "public", spec.get("target") or name)
+                    plan = build_plan(name, spec, self.source, target, self.options, lookups)
+                    if self.on_conflict == "update" and plan.keys and not target.unique_for(plan.keys):
+                        raise MappingError("on_conflict=update needs a unique index on (%s) in %s"
+                                           % (", ".join(plan.keys), target.display))
+                except (TargetError, MappingError) as exc:
+                    raise MigrationError("checking the mapping for table %s: %s" % (name, exc), self.result) from None
+                if not self.source.has_rowid(name):
+                    raise MigrationError("source table %s is a WITHOUT ROWID table, which cannot be streamed "
+                                         "resumably" % name, self.result)
+                self.plans.append(plan)
+        self.conn.rollback()
+
+    # -- run ----------------------------------------------------------------------------
+
+    def run(self):
+        self.prepare()
+        try:
+            if self.check_mode:
+                for plan in self.plans:
+                    self.dry_run_table(plan)
+            else:
+                self.real_run()
+        finally:
+            self.close()
+        self.result["total_copied"] = sum(t["copied_rows"] for t in self.result["tables"].values())
+        self.result["total_rejected"] = sum(t["rejected_rows"] for t in self.result["tables"].values())
+        self.result["total_duplicates"] = sum(t["duplicate_rows"] for t in self.result["tables"].values())
+        self.check_ratio()
+        return self.result
+
+    def close(self):
+        if self.conn is not None and not self.conn.closed:
+            try:
+                self.conn.rollback()
+                if not self.check_mode:
+                    release_lock(self.conn)
+            except psycopg2.Error:
+                pass
+            self.conn.close()
+        if self.source is not None:
+            self.source.close()
+
+    def real_run(self):
+        try:
+            if ensure_schema(self.conn):
+                self.queries.append("CREATE SCHEMA IF NOT EXISTS quant_meta (+ checkpoint/reject tables)")
+            acquire_lock(self.conn, self.params.get("lock_timeout") or 0)
+        except LockBusy as exc:
+            raise MigrationError(str(exc), self.result) from None
+        except psycopg2.Error as exc:
+            raise MigrationError("preparing quant_meta bookkeeping: %s" % _pg_msg(exc), self.result) from None
+        if self.params.get("truncate"):
+            self.truncate()
+        for plan in self.plans:
+            try:
+                self.load_table(plan)
+            except psycopg2.Error as exc:
+                self.conn.rollback()
+                raise MigrationError("loading table %s into %s: %s" % (
+                    plan.source_table, plan.target_display, _pg_msg(exc)), self.result) from None
+            except SourceError as exc:
+                self.conn.rollback()
+                raise MigrationError(str(exc), self.result) from None
+        self.write_rejects_file()
+
+    def truncate(self):
+        idents = [plan.target.ident for plan in self.plans]
+        with self.conn.cursor() as cur:
+            query = sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(idents))
+            try:
+                cur.execute(query)
+            except psycopg2.Error as exc:
+                self.conn.rollback()
+                raise MigrationError("truncating the target tables: %s" % _pg_msg(exc), self.result) from None
+            reset_tables(cur, [p.source_table for p in self.plans])
+            self.queries.append(query.as_string(cur))
+        self.conn.commit()
+        self.result["changed"] = True
+
+    def load_table(self, plan):
+        name = plan.source_table
+        fingerprint = self.source.fingerprint()
+        cp = get_checkpoint(self.conn, name)
+        source_rows = self.source.count(name)
+        if cp and cp["status"] == "done" and cp["source_fingerprint"] == fingerprint:
+            self.rebuild_indexes(plan)
+            res = _table_result(plan, cp["source_rows"], cp["copied_rows"], cp["rejected_rows"], cp["duplicate_rows"],
+                                cp["seconds"], "skipped")
+            res["note"] = "already migrated from this source (run_id %s); truncate: true reloads it" % cp["run_id"]
+            res["rejects_sample"] = self.sample_rejects(name, cp["run_id"])
+            self.result["tables"][name] = res
+            self.log("%s: already migrated, skipped" % name)
+            return
+        resuming = False
+        if cp and cp["status"] == "running":
+            if not self.params.get("resume"):
+                raise MigrationError(
+                    "table %s has an interrupted load (run_id %s, %d of %d rows processed); rerun with resume: true "
+                    "to continue it or truncate: true to start over" % (
+                        name, cp["run_id"], cp["copied_rows"] + cp["rejected_rows"] + cp["duplicate_rows"],
+                        cp["source_rows"]), self.result)
+            if cp["source_fingerprint"] != fingerprint:
+                raise MigrationError(
+                    "table %s: the source file changed since the interrupted load (was %s, now %s); "
+                    "use truncate: true to start over" % (name, cp["source_fingerprint"], fingerprint), self.result)
+            resuming = True
+        started = time.monotonic()
+        with self.conn.cursor() as cur:
+            cur.execute("SET synchronous_commit = off")
+            if resuming:
+                run_id = cp["run_id"]
+                done_rows = cp["copied_rows"] + cp["rejected_rows"] + cp["duplicate_rows"]
+                after_rowid = cp["last_rowid"]
+                base = (cp["copied_rows"], cp["rejected_rows"], cp["duplicate_rows"])
+            else:
+                run_id = self.run_id
+                done_rows, after_rowid, base = 0, None, (0, 0, 0)
+                start_checkpoint(cur, name, plan.target_display, self.params["src"], fingerprint, source_rows, run_id)
+                if self.params.get("drop_indexes", "auto") == "auto" and not count_rows_exist(cur, plan.target):
+                    for idx_name, definition in droppable_indexes(cur, plan.target, plan.keys):
+                        remember_dropped_index(cur, name, idx_name, definition)
+                        cur.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(plan.target.schema, idx_name)))
+                        self.queries.append("DROP INDEX %s.%s" % (plan.target.schema, idx_name))
+            self.conn.commit()
+        self.result["changed"] = True
+        rows = self.source.iter_rows(name, plan.source_columns, plan.order_by,
+                                     after_rowid=None if plan.order_by else after_rowid,
+                                     skip=done_rows if plan.order_by else 0)
+        feeder = RowFeeder(plan, rows, self.on_conflict)
+        writer = TableWriter(self.conn, plan, self.on_conflict, run_id, self.queries)
+        batch_rows = int(plan.batch_rows or self.params.get("batch_rows") or DEFAULT_BATCH_ROWS)
+        copied, rejected, duplicates = base
+        self.log("%s: loading %d rows into %s%s" % (name, source_rows, plan.target_display,
+                                                   " (resuming after %d)" % done_rows if resuming else ""))
+        while True:
+            batch = writer.write_batch(feeder, batch_rows, time.monotonic())
+            if batch is None:
+                break
+            copied += batch.copied
+            rejected += batch.rejected
+            duplicates += batch.duplicates
+            if feeder.exhausted:
+                break
+        seconds = time.monotonic() - started
+        self.rebuild_indexes(plan)
+        with self.conn.cursor() as cur:
+            sync_sequences(cur, plan.target, self.queries)
+            finish_checkpoint(cur, name)
+        self.conn.commit()
+        if self.params.get("analyze", True):
+            old = self.conn.autocommit
+            self.conn.autocommit = True
+            with self.conn.cursor() as cur:
+                cur.execute(sql.SQL("ANALYZE {}").format(plan.target.ident))
+            self.conn.autocommit = old
+            self.queries.append("ANALYZE %s" % plan.target_display)
+        total_seconds = time.monotonic() - started
+        res = _table_result(plan, source_rows, copied, rejected, duplicates, total_seconds,
+                            "resumed" if resuming else "copied")
+        res["load_seconds"] = round(seconds, 3)
+        res["rejects_sample"] = self.sample_rejects(name, run_id)
+        res["run_id"] = run_id
+        if copied + rejected + duplicates != source_rows:
+            res["accounting_error"] = "copied + rejected + duplicates (%d) != source rows (%d)" % (
+                copied + rejected + duplicates, source_rows)
+        self.result["tables"][name] = res
+        self.log("%s: %d copied, %d rejected, %d duplicates in %.1fs" % (name, copied, rejected, duplicates,
+                                                                        total_seconds))
+
+    def rebuild_indexes(self, plan):
+        with self.conn.cursor() as cur:
+            for idx_name, definition in dropped_indexes(cur, plan.source_table):
+                cur.execute("SELECT to_regclass(%s)", (sql.Identifier(plan.target.schema, idx_name).as_string(cur),))
+                if cur.fetchone()[0] is None:
+                    cur.execute("SET maintenance_work_mem = '256MB'")
+                    cur.execute(definition)
+                    self.queries.append(definition)
+                forget_dropped_index(cur, plan.source_table, idx_name)
+        self.conn.commit()
+
+    def sample_rejects(self, table, run_id):
+        if self.check_mode:
+            return []
+        out = []
+        for rec in fetch_rejects(self.conn, table, run_id):
+            out.append(rec)
+            if len(out) >= SAMPLE_REJECTS:
+                break
+        self.conn.rollback()
+        return out
+
+    def write_rejects_file(self):
+        path = self.params.get("rejects_path")
+        if not path:
+            return
+        directory = os.path.dirname(os.path.abspath(path))
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".rejects-", dir=directory)
+        count = 0
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                for plan in self.plans:
+                    cp = get_checkpoint(self.conn, plan.source_table)
+                    if not cp:
+                        continue
+                    for rec in fetch_rejects(self.conn, plan.source_table, cp["run_id"]):
+                        fh.write(json.dumps(rec, ensure_ascii=False, sort_keys=True) + "\n")
+                        count += 1
+                    self.conn.rollback()
+            os.chmod(tmp, 0o640)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        self.result["rejects_path"] = path
+        self.result["rejects_written"] = count
+
+    # -- check mode ----------------------------------------------------------------------
+
+    def dry_run_table(self, plan):
+        name = plan.source_table
+        started = time.monotonic()
+        source_rows = self.source.count(name)
+        rows = self.source.iter_rows(name, plan.source_columns, plan.order_by)
+        feeder = RowFeeder(plan, rows, self.on_conflict)
+        batch_rows = int(plan.batch_rows or self.params.get("batch_rows") or DEFAULT_BATCH_ROWS)
+        copied = rejected = duplicates = 0
+        sample = []
+        while True:
+            batch = check_batch(feeder, batch_rows)
+            if batch is None:
+                break
+            copied += batch.copied
+            rejected += batch.rejected
+            duplicates += batch.duplicates
+            for rec in batch.rejects:
+                if len(sample) < SAMPLE_REJECTS:
+                    sample.append(dict(rec, table=name))
+            if feeder.exhausted:
+                break
+        cp = None
+        try:
+            cp = get_checkpoint(self.conn, name)
+        finally:
+            self.conn.rollback()
+        status = "would_copy"
+        if cp and cp["status"] == "done" and cp["source_fingerprint"] == self.source.fingerprint() \
+                and not self.params.get("truncate"):
+            status = "would_skip"
+        else:
+            self.result["changed"] = True
+        res = _table_result(plan, source_rows, copied, rejected, duplicates, time.monotonic() - started, status)
+        res["rejects_sample"] = sample
+        self.result["tables"][name] = res
+
+    # -- final verdict -------------------------------------------------------------------
+
+    def check_ratio(self):
+        ratio = float(self.params.get("max_reject_ratio") or 0)
+        bad = []
+        for name, res in self.result["tables"].items():
+            if res.get("accounting_error"):
+                bad.append("%s: %s" % (name, res["accounting_error"]))
+                continue
+            if res["rejected_rows"] and res["rejected_rows"] > ratio * max(res["source_rows"], 1):
+                bad.append("%s: %d of %d rows rejected (%.4f%% > max_reject_ratio %.4f%%)" % (
+                    name, res["rejected_rows"], res["source_rows"],
+                    100.0 * res["rejected_rows"] / max(res["source_rows"], 1), 100.0 * ratio))
+        if bad:
+            where = (" (details in %s and quant_meta.migration_rejects)" % self.params["rejects_path"]
+                     if self.params.get("rejects_path") and not self.check_mode else "")
+            verb = "would reject" if self.check_mode else "rejected"
+            raise MigrationError("migration %s rows%s: %s" % (verb, where, "; ".join(bad)), self.result)
+
+
+def _pg_msg(exc):
+    diag = getattr(exc, "diag", None)
+    if diag is not None and diag.message_primary:
+        text = diag.message_primary
+        if diag.message_detail:
+            text += " (%s)" % diag.message_detail
+        return text
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+
+
+def run_migration(params, check_mode=False, log=None):
+    """Run (or, in check mode, simulate) a migration; returns the module result."""
+    return Migration(params, check_mode=check_mode, log=log).run()

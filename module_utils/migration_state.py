@@ -1,0 +1,224 @@
+"""Migration bookkeeping in PostgreSQL schema ``quant_meta`` (never ``public``).
+
+* ``quant_meta.migration_checkpoints``: one row per source table; updated in
+  the SAME transaction as each batch of data, so a kill -9 at any point leaves
+  data and checkpoint consistent and ``resume: true`` continues exactly.
+  It doubles as the progress feed the role polls while the load runs.
+* ``quant_meta.migration_rejects``: every rejected row (and every duplicate),
+  with source rowid, column, value and reason, also written in the batch's
+  transaction.
+* ``quant_meta.migration_dropped_indexes``: definitions of indexes dropped for
+  the bulk load, so they are rebuilt even after a crash.
+* A session-level advisory lock keeps two runs from loading at once.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+
+try:
+    from psycopg2 import sql
+    from psycopg2.extras import execute_values
+except ImportError:  # pragma: no cover
+    sql = None
+    execute_values = None
+
+META_SCHEMA = "quant_meta"
+LOCK_KEY = zlib.crc32(b"quant_meta.sqlite_migrate")  # fixed 32-bit key, same for every run
+
+DDL = [
+    "CREATE SCHEMA IF NOT EXISTS quant_meta",
+    """CREATE TABLE IF NOT EXISTS quant_meta.migration_checkpoints (
+        table_name text PRIMARY KEY,
+        target_table text NOT NULL,
+        source_path text NOT NULL,
+        source_fingerprint text NOT NULL,
+        source_rows bigint NOT NULL DEFAULT 0,
+        last_rowid bigint,
+        copied_rows bigint NOT NULL DEFAULT 0,
+        rejected_rows bigint NOT NULL DEFAULT 0,
+        duplicate_rows bigint NOT NULL DEFAULT 0,
+        status text NOT NULL CHECK (status IN ('running', 'done')),
+        started_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        finished_at timestamptz,
+        seconds double precision NOT NULL DEFAULT 0,
+        run_id text NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS quant_meta.migration_rejects (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        run_id text NOT NULL,
+        table_name text NOT NULL,
+        source_rowid bigint,
+        kind text NOT NULL CHECK (kind IN ('reject', 'duplicate')),
+        column_name text,
+        value text,
+        reason text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now()
+    )""",
+    "CREATE INDEX IF NOT EXISTS migration_rejects_table_run ON quant_meta.migration_rejects (table_name, run_id)",
+    """CREATE TABLE IF NOT EXISTS quant_meta.migration_dropped_indexes (
+        table_name text NOT NULL,
+        index_name text NOT NULL,
+        definition text NOT NULL,
+        dropped_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (table_name, index_name)
+    )""",
+]
+
+
+class LockBusy(Exception):
+    """Another run holds the migration lock."""
+
+
+def ensure_schema(conn):
+    """Create quant_meta and its tables if missing (idempotent)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('quant_meta.migration_dropped_indexes') IS NOT NULL")
+        if cur.fetchone()[0]:
+            return False
+        # Serialise concurrent creators (CREATE ... IF NOT EXISTS can race).
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY + 1,))
+        for stmt in DDL:
+            cur.execute(stmt)
+    conn.commit()
+    return True
+
+
+def meta_exists(conn):
+    with conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('quant_meta.migration_checkpoints') IS NOT NULL")
+        return cur.fetchone()[0]
+
+
+def acquire_lock(conn, lock_timeout=0):
+    """Take the session-level advisory lock or raise LockBusy (after lock_timeout seconds)."""
+    deadline = time.monotonic() + max(0, lock_timeout or 0)
+    with conn.cursor() as cur:
+        while True:
+            cur.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,))
+            if cur.fetchone()[0]:
+                conn.commit()
+                return
+            if time.monotonic() >= deadline:
+                cur.execute(
+                    "SELECT l.pid, a.application_name, a.backend_start FROM pg_locks l "
+                    "LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
+                    "WHERE l.locktype = 'advisory' AND l.objid = %s AND l.granted LIMIT 1",
+                    (LOCK_KEY & 0xFFFFFFFF,),
+                )
+                holder = cur.fetchone()
+                conn.rollback()
+                who = "backend pid %s (%s, connected since %s)" % holder if holder else "another session"
+                raise LockBusy("another sqlite_migrate run is loading this database (advisory lock %d held by %s); "
+                               "wait for it to finish or raise lock_timeout" % (LOCK_KEY, who))
+            conn.rollback()
+            time.sleep(0.5)
+
+
+def release_lock(conn):
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+    conn.commit()
+
+
+CHECKPOINT_COLS = ("table_name", "target_table", "source_path", "source_fingerprint", "source_rows", "last_rowid",
+                   "copied_rows", "rejected_rows", "duplicate_rows", "status", "started_at", "finished_at",
+                   "seconds", "run_id")
+
+
+def get_checkpoint(conn, table):
+    if not meta_exists(conn):
+        return None
+    with conn.cursor() as cur:
+        cur.execute("SELECT %s FROM quant_meta.migration_checkpoints WHERE table_name = %%s"
+                    % ", ".join(CHECKPOINT_COLS), (table,))
+        row = cur.fetchone()
+    return dict(zip(CHECKPOINT_COLS, row)) if row else None
+
+
+def start_checkpoint(cur, table, target, path, fingerprint, source_rows, run_id):  # noqa: PLR0917
+    """(Re)start a table's load: counts reset, status running. Caller commits."""
+    cur.execute("DELETE FROM quant_meta.migration_rejects WHERE table_name = %s", (table,))
+    cur.execute(
+        """INSERT INTO quant_meta.migration_checkpoints AS c
+               (table_name, target_table, source_path, source_fingerprint, source_rows, last_rowid,
+                copied_rows, rejected_rows, duplicate_rows, status, started_at, updated_at, finished_at, seconds,
+                run_id)
+           VALUES (%s, %s, %s, %s, %s, NULL, 0, 0, 0, 'running', now(), now(), NULL, 0, %s)
+           ON CONFLICT (table_name) DO UPDATE SET
+               target_table = EXCLUDED.target_table, source_path = EXCLUDED.source_path,
+               source_fingerprint = EXCLUDED.source_fingerprint, source_rows = EXCLUDED.source_rows,
+               last_rowid = NULL, copied_rows = 0, rejected_rows = 0, duplicate_rows = 0, status = 'running',
+               started_at = now(), updated_at = now(), finished_at = NULL, seconds = 0, run_id = EXCLUDED.run_id""",
+        (table, target, path, fingerprint, source_rows, run_id),
+    )
+
+
+def advance_checkpoint(cur, table, last_rowid, copied, rejected, duplicates, seconds):  # noqa: PLR0917
+    """Add one batch's counts; runs in the batch's transaction."""
+    cur.execute(
+        """UPDATE quant_meta.migration_checkpoints
+              SET last_rowid = %s, copied_rows = copied_rows + %s, rejected_rows = rejected_rows + %s,
+                  duplicate_rows = duplicate_rows + %s, seconds = seconds + %s, updated_at = now()
+            WHERE table_name = %s""",
+        (last_rowid, copied, rejected, duplicates, seconds, table),
+    )
+
+
+def finish_checkpoint(cur, table):
+    cur.execute(
+        "UPDATE quant_meta.migration_checkpoints SET status = 'done', finished_at = now(), updated_at = now() "
+        "WHERE table_name = %s", (table,))
+
+
+def insert_rejects(cur, run_id, table, records):
+    """records: dicts with source_rowid, kind, column, value, reason."""
+    if not records:
+        return
+    execute_values(
+        cur,
+        "INSERT INTO quant_meta.migration_rejects (run_id, table_name, source_rowid, kind, column_name, value, reason) "
+        "VALUES %s",
+        [(run_id, table, r["source_rowid"], r["kind"], r.get("column"), r.get("value"), r["reason"]) for r in records],
+        page_size=1000,
+    )
+
+
+def fetch_rejects(conn, table, run_id):
+    """Iterate over a table's stored rejects (server-side cursor: never all in memory)."""
+    with conn.cursor(name="rejects_%s" % abs(hash((table, run_id)))) as cur:
+        cur.itersize = 5000
+        cur.execute(
+            "SELECT source_rowid, kind, column_name, value, reason FROM quant_meta.migration_rejects "
+            "WHERE table_name = %s AND run_id = %s ORDER BY id", (table, run_id))
+        for rowid, kind, column, value, reason in cur:
+            yield {"table": table, "source_rowid": rowid, "kind": kind, "column": column, "value": value,
+                   "reason": reason}
+
+
+def remember_dropped_index(cur, table, name, definition):
+    cur.execute(
+        "INSERT INTO quant_meta.migration_dropped_indexes (table_name, index_name, definition) VALUES (%s, %s, %s) "
+        "ON CONFLICT (table_name, index_name) DO NOTHING", (table, name, definition))
+
+
+def dropped_indexes(cur, table):
+    cur.execute("SELECT index_name, definition FROM quant_meta.migration_dropped_indexes WHERE table_name = %s "
+                "ORDER BY index_name", (table,))
+    return cur.fetchall()
+
+
+def forget_dropped_index(cur, table, name):
+    cur.execute("DELETE FROM quant_meta.migration_dropped_indexes WHERE table_name = %s AND index_name = %s",
+                (table, name))
+
+
+def reset_tables(cur, tables):
+    cur.execute("DELETE FROM quant_meta.migration_checkpoints WHERE table_name = ANY(%s)", (list(tables),))
+    cur.execute("DELETE FROM quant_meta.migration_rejects WHERE table_name = ANY(%s)", (list(tables),))
+
+
+def identifier(*parts):
+    return sql.Identifier(*parts)

@@ -1,0 +1,157 @@
+"""Introspect target tables in the PostgreSQL catalog (types, keys, indexes, identities).
+
+Everything is read at run time, so the migration follows whatever DDL the
+quant_database role created; identifiers are always passed as values or
+quoted with psycopg2.sql.Identifier, never formatted into SQL by hand.
+"""
+
+from __future__ import annotations
+
+from ansible.module_utils.value_convert import TargetType
+
+try:
+    from psycopg2 import sql
+except ImportError:  # pragma: no cover - the module reports missing psycopg2 earlier
+    sql = None
+
+
+class TargetError(Exception):
+    """A target table or column is missing or unusable."""
+
+
+class Column:
+    __slots__ = ("default", "generated", "identity", "name", "type")
+
+    def __init__(self, name, ttype, default, identity, generated):
+        self.name = name
+        self.type = ttype
+        self.default = default
+        self.identity = identity
+        self.generated = generated
+
+
+class TargetTable:
+    """Catalog facts about one target table."""
+
+    def __init__(self, schema, name, oid, columns, unique_keys, primary_key, is_hypertable):  # noqa: PLR0917
+        self.schema = schema
+        self.name = name
+        self.oid = oid
+        self.columns = columns  # name -> Column (ordered)
+        self.unique_keys = unique_keys  # list of (index name, [cols], nulls_not_distinct)
+        self.primary_key = primary_key
+        self.is_hypertable = is_hypertable
+
+    @property
+    def ident(self):
+        return sql.Identifier(self.schema, self.name)
+
+    @property
+    def display(self):
+        return "%s.%s" % (self.schema, self.name)
+
+    def unique_for(self, cols):
+        """The unique index whose column set equals cols, or None."""
+        wanted = set(cols)
+        for entry in self.unique_keys:
+            if set(entry[1]) == wanted and len(entry[1]) == len(cols):
+                return entry
+        return None
+
+
+def load_table(cur, schema, name):
+    cur.execute(
+        "SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p')",
+        (schema, name),
+    )
+    row = cur.fetchone()
+    if not row:
+        raise TargetError("target table %s.%s does not exist (create the schema first)" % (schema, name))
+    oid = row[0]
+    cur.execute(
+        """
+        SELECT a.attname, coalesce(bt.typname, t.typname), format_type(a.atttypid, a.atttypmod),
+               CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END,
+               a.attnotnull OR coalesce(t.typnotnull, false), a.atthasdef, a.attidentity, a.attgenerated
+          FROM pg_attribute a
+          JOIN pg_type t ON t.oid = a.atttypid
+          LEFT JOIN pg_type bt ON t.typtype = 'd' AND bt.oid = t.typbasetype
+         WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped
+         ORDER BY a.attnum
+        """,
+        (oid,),
+    )
+    columns = {}
+    for attname, typname, fmt, typmod, notnull, hasdef, identity, generated in cur.fetchall():
+        ttype = TargetType.from_catalog(typname, typmod, fmt, notnull)
+        columns[attname] = Column(attname, ttype, hasdef, identity or "", generated or "")
+    cur.execute(
+        """
+        SELECT i.indexrelid::regclass::text, i.indisprimary,
+               array(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
+                       JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                      ORDER BY k.ord),
+               coalesce((SELECT to_jsonb(x) ->> 'indnullsnotdistinct' FROM pg_index x
+                          WHERE x.indexrelid = i.indexrelid), 'false') = 'true'
+          FROM pg_index i
+         WHERE i.indrelid = %s AND i.indisunique AND i.indpred IS NULL AND 0 <> ALL (i.indkey)
+        """,
+        (oid,),
+    )
+    unique_keys = []
+    primary_key = None
+    for idxname, primary, cols, nnd in cur.fetchall():
+        unique_keys.append((idxname, list(cols), bool(nnd)))
+        if primary:
+            primary_key = list(cols)
+    is_hypertable = False
+    cur.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")
+    if cur.fetchone():
+        cur.execute(
+            "SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_schema = %s AND hypertable_name = %s",
+            (schema, name),
+        )
+        is_hypertable = cur.fetchone() is not None
+    return TargetTable(schema, name, oid, columns, unique_keys, primary_key, is_hypertable)
+
+
+def droppable_indexes(cur, table, key_cols):
+    """Indexes that are not constraints and not the conflict key: (name, definition)."""
+    cur.execute(
+        """
+        SELECT ci.relname, pg_get_indexdef(i.indexrelid)
+          FROM pg_index i
+          JOIN pg_class ci ON ci.oid = i.indexrelid
+         WHERE i.indrelid = %s
+           AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
+           AND NOT i.indisunique
+         ORDER BY ci.relname
+        """,
+        (table.oid,),
+    )
+    return cur.fetchall()
+
+
+def count_rows_exist(cur, table):
+    cur.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(table.ident))
+    return cur.fetchone()[0]
+
+
+def identity_columns(table):
+    return [c.name for c in table.columns.values()
+            if c.identity or (c.default and c.type.base in ("int2", "int4", "int8"))]
+
+
+def sync_sequences(cur, table, executed):
+    """setval() every identity/serial sequence of the table to max(column)."""
+    for col in identity_columns(table):
+        cur.execute("SELECT pg_get_serial_sequence(%s, %s)", (
+            sql.Identifier(table.schema, table.name).as_string(cur), col))
+        seq = cur.fetchone()[0]
+        if not seq:
+            continue
+        query = sql.SQL("SELECT setval(%s::regclass, m, true) FROM (SELECT max({}) AS m FROM {}) s "
+                        "WHERE m IS NOT NULL").format(sql.Identifier(col), table.ident)
+        cur.execute(query, (seq,))
+        executed.append("setval(%s, max(%s))" % (seq, col))

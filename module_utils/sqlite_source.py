@@ -1,0 +1,201 @@
+"""Read-only access to the SQLite source file.
+
+* ``open_source(path)`` validates the file (exists, regular file, readable,
+  SQLite 3 header, schema readable, optional ``PRAGMA quick_check``) and raises
+  ``SourceError`` with one sentence that names the file.
+* Rows are streamed with stdlib sqlite3 in ``rowid`` order (or ``ORDER BY
+  <order_by>, rowid`` for hypertables), a ``fetchmany`` page at a time, so a
+  table is never held in memory.
+* TEXT arrives as bytes (``text_factory=bytes``) so invalid UTF-8 is detected
+  per value by value_convert instead of aborting the whole cursor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import stat
+from urllib.parse import quote
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+class SourceError(Exception):
+    """The SQLite source file is missing, unreadable, corrupt or not SQLite."""
+
+
+def qi(name):
+    """Quote an SQLite identifier (double quotes doubled)."""
+    return '"%s"' % name.replace('"', '""')
+
+
+def check_file(path):
+    """Validate the file itself before SQLite touches it."""
+    if not path:
+        raise SourceError("source SQLite file: no path given (src)")
+    if not os.path.lexists(path):
+        parent = os.path.dirname(os.path.abspath(path))
+        if os.path.isdir(parent) and not os.access(parent, os.X_OK):
+            raise SourceError("source SQLite file %s is not readable: permission denied on directory %s"
+                              % (path, parent))
+        raise SourceError("source SQLite file %s does not exist" % path)
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise SourceError("source SQLite file %s cannot be inspected: %s" % (path, exc.strerror)) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise SourceError("source SQLite file %s is not a regular file" % path)
+    try:
+        with open(path, "rb") as fh:
+            header = fh.read(100)
+    except OSError as exc:
+        raise SourceError("source SQLite file %s is not readable: %s" % (path, exc.strerror)) from None
+    if not header:
+        raise SourceError("source SQLite file %s is empty (0 bytes), not a SQLite database" % path)
+    if not header.startswith(SQLITE_HEADER):
+        raise SourceError("source SQLite file %s is not a SQLite 3 database (bad file header %r)" % (path, header[:16]))
+    if len(header) < 100:
+        raise SourceError("source SQLite file %s is corrupt: truncated header (%d bytes)" % (path, len(header)))
+    return st
+
+
+class SqliteSource:
+    """An open, validated, read-only SQLite source."""
+
+    def __init__(self, path, quick_check=True):
+        self.path = path
+        st = check_file(path)
+        self.size = st.st_size
+        self.mtime_ns = st.st_mtime_ns
+        uri = "file:%s?mode=ro" % quote(os.path.abspath(path))
+        try:
+            self.conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            self.conn.text_factory = bytes
+            rows = self.conn.execute(
+                "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name").fetchall()
+            if quick_check:
+                result = self.conn.execute("PRAGMA quick_check(1)").fetchone()
+                if not result or result[0] not in (b"ok", "ok"):
+                    raise SourceError("source SQLite file %s is corrupt: quick_check reports %r" % (path, result))
+        except sqlite3.DatabaseError as exc:
+            raise SourceError("source SQLite file %s is corrupt or not a database: %s" % (path, exc)) from None
+        self._schema = [tuple(_s(v) for v in row) for row in rows]
+        self._columns = {}
+
+    # -- schema --------------------------------------------------------------------
+
+    def tables(self):
+        return [name for kind, name, _tbl, _sql in self._schema
+                if kind == "table" and not name.startswith("sqlite_")]
+
+    def has_table(self, name):
+        return name in self.tables()
+
+    def columns(self, table):
+        """Column names (declared order) of a table."""
+        if table not in self._columns:
+            try:
+                info = self.conn.execute("PRAGMA table_info(%s)" % qi(table)).fetchall()
+            except sqlite3.DatabaseError as exc:
+                raise SourceError("source SQLite file %s: cannot read table %s: %s" % (self.path, table, exc)) from None
+            self._columns[table] = [_s(row[1]) for row in info]
+        return self._columns[table]
+
+    def schema_hash(self):
+        digest = hashlib.sha256()
+        for kind, name, tbl, sql in self._schema:
+            digest.update(("%s\x1f%s\x1f%s\x1f%s\x1e" % (kind, name, tbl, sql or "")).encode("utf-8"))
+        return digest.hexdigest()[:16]
+
+    def fingerprint(self):
+        """size + mtime + schema hash: changes when the file is modified."""
+        return "size=%d;mtime_ns=%d;schema=%s" % (self.size, self.mtime_ns, self.schema_hash())
+
+    def count(self, table):
+        return self._scalar("SELECT count(*) FROM %s" % qi(table), table)
+
+    def _scalar(self, query, table, params=()):
+        try:
+            return self.conn.execute(query, params).fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise SourceError("source SQLite file %s: reading table %s failed: %s" % (self.path, table, exc)) from None
+
+    def has_rowid(self, table):
+        try:
+            self.conn.execute("SELECT rowid FROM %s LIMIT 0" % qi(table))
+            return True
+        except sqlite3.OperationalError:
+            return False
+
+    # -- rows ------------------------------------------------------------------------
+
+    def iter_rows(self, table, columns, order_by=(), after_rowid=None, skip=0, page=2000):  # noqa: PLR0917
+        """Yield tuples ``(rowid, col1, col2, ...)``.
+
+        Without order_by: ``WHERE rowid > after_rowid ORDER BY rowid``
+        (resumable by rowid, no OFFSET scans). With order_by: ``ORDER BY
+        <order_by>, rowid`` and ``skip`` rows already processed (a one-time
+        OFFSET on resume; the order is total, so it is deterministic).
+        """
+        cols = ", ".join(qi(c) for c in columns)
+        if order_by:
+            query = "SELECT rowid, %s FROM %s ORDER BY %s, rowid" % (
+                cols, qi(table), ", ".join(qi(c) for c in order_by))
+            if skip:
+                query += " LIMIT -1 OFFSET %d" % int(skip)
+            params = ()
+        else:
+            query = "SELECT rowid, %s FROM %s WHERE rowid > ? ORDER BY rowid" % (cols, qi(table))
+            params = (after_rowid if after_rowid is not None else -(2**63),)
+        try:
+            cur = self.conn.execute(query, params)
+            while True:
+                rows = cur.fetchmany(page)
+                if not rows:
+                    break
+                yield from rows
+        except sqlite3.DatabaseError as exc:
+            raise SourceError("source SQLite file %s: reading table %s failed: %s" % (self.path, table, exc)) from None
+
+    def lookup(self, table, key, value):
+        """dict key -> value built from a (small) lookup table, e.g. tickers.ticker -> region.
+
+        Keys that occur more than once with different values map to a set so
+        the caller can reject ambiguous lookups instead of picking one.
+        """
+        out = {}
+        query = "SELECT %s, %s FROM %s" % (qi(key), qi(value), qi(table))
+        try:
+            for raw_key, raw_value in self.conn.execute(query):
+                k, v = _s(raw_key), _s(raw_value)
+                if k in out and out[k] != v:
+                    prev = out[k]
+                    out[k] = (prev if isinstance(prev, frozenset) else frozenset([prev])) | {v}
+                else:
+                    out[k] = v
+        except sqlite3.DatabaseError as exc:
+            raise SourceError("source SQLite file %s: reading lookup table %s failed: %s"
+                              % (self.path, table, exc)) from None
+        return out
+
+    def key_set(self, table, columns):
+        """Set of tuples of the given columns (decoded), for reference checks."""
+        query = "SELECT %s FROM %s" % (", ".join(qi(c) for c in columns), qi(table))
+        try:
+            return {tuple(_s(v) for v in row) for row in self.conn.execute(query)}
+        except sqlite3.DatabaseError as exc:
+            raise SourceError("source SQLite file %s: reading table %s failed: %s" % (self.path, table, exc)) from None
+
+    def close(self):
+        self.conn.close()
+
+
+def _s(value):
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value
+
+
+def open_source(path, quick_check=True):
+    return SqliteSource(path, quick_check=quick_check)
