@@ -164,51 +164,27 @@ diff:
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
-
-try:
-    from ansible.module_utils.quant_postgres import (
-        ConnectionFailure,
-        connect,
-        env_fallback_password,
-        postgres_common_argument_spec,
-    )
-    from ansible.module_utils.tune_apply import (
-        ApplyError,
-        apply_settings,
-        detect_memory,
-        host_cpus,
-        server_major_version,
-    )
-    from ansible.module_utils.tune_recommender import (
-        TuneInputError,
-        apply_overrides,
-        bytes_to_decimal_format,
-        normalize_pg_version,
-        pg_format_to_bytes,
-        recommend,
-    )
-except ImportError:  # pragma: no cover - imported outside Ansible's module_utils wiring
-    from quant_postgres import (  # type: ignore
-        ConnectionFailure,
-        connect,
-        env_fallback_password,
-        postgres_common_argument_spec,
-    )
-    from tune_apply import (  # type: ignore
-        ApplyError,
-        apply_settings,
-        detect_memory,
-        host_cpus,
-        server_major_version,
-    )
-    from tune_recommender import (  # type: ignore
-        TuneInputError,
-        apply_overrides,
-        bytes_to_decimal_format,
-        normalize_pg_version,
-        pg_format_to_bytes,
-        recommend,
-    )
+from ansible.module_utils.quant_postgres import (
+    ConnectionFailure,
+    connect,
+    env_fallback_password,
+    postgres_common_argument_spec,
+)
+from ansible.module_utils.tune_apply import (
+    ApplyError,
+    apply_settings,
+    detect_memory,
+    host_cpus,
+    server_major_version,
+)
+from ansible.module_utils.tune_recommender import (
+    TuneInputError,
+    apply_overrides,
+    bytes_to_decimal_format,
+    normalize_pg_version,
+    pg_format_to_bytes,
+    recommend,
+)
 
 
 def argument_spec():
