@@ -7,11 +7,10 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 import uuid
 
+from ansible.module_utils.atomic_file import atomic_text_file
 from ansible.module_utils.copy_engine import RowFeeder, TableWriter, check_batch
 from ansible.module_utils.migration_mapping import MappingError, build_plan, table_order
 from ansible.module_utils.migration_state import (
@@ -316,26 +315,17 @@ class Migration:
         path = self.params.get("rejects_path")
         if not path:
             return
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".rejects-", dir=directory)
         count = 0
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                for plan in self.plans:
-                    cp = get_checkpoint(self.conn, plan.source_table)
-                    if not cp:
-                        continue
-                    for rec in fetch_rejects(self.conn, plan.source_table, cp["run_id"]):
-                        fh.write(json.dumps(rec, ensure_ascii=False, sort_keys=True) + "\n")
-                        count += 1
-                    self.conn.rollback()
-            os.chmod(tmp, 0o640)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        # Rejects may quote source values: readable by the owner and group only.
+        with atomic_text_file(path, mode=0o640, prefix=".rejects-") as fh:
+            for plan in self.plans:
+                cp = get_checkpoint(self.conn, plan.source_table)
+                if not cp:
+                    continue
+                for rec in fetch_rejects(self.conn, plan.source_table, cp["run_id"]):
+                    fh.write(json.dumps(rec, ensure_ascii=False, sort_keys=True) + "\n")
+                    count += 1
+                self.conn.rollback()
         self.result["rejects_path"] = path
         self.result["rejects_written"] = count
 

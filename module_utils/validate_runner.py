@@ -8,11 +8,10 @@ fingerprints PostgreSQL and runs the SQL checks.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 
 from ansible.module_utils import pg_health, timescale_health, validate_data
+from ansible.module_utils.atomic_file import atomic_text_file
 from ansible.module_utils.content_compare import SourceFingerprints, TableJob
 from ansible.module_utils.migration_mapping import MappingError, build_plan, table_order
 from ansible.module_utils.pg_target import TargetError, load_table
@@ -273,16 +272,6 @@ def _timescale(ctx, cur):
 
 def write_report(path, result):
     """Write the JSON report atomically (temp file in the same directory, then rename)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".validation-", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(result, fh, indent=2, sort_keys=True, default=str)
-            fh.write("\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_text_file(path, mode=0o644, prefix=".validation-") as fh:
+        json.dump(result, fh, indent=2, sort_keys=True, default=str)
+        fh.write("\n")
