@@ -1,0 +1,59 @@
+"""The guard rejects a misspelled role variable before any change.
+
+Runs tests/playbooks/check_vars.yml (only the guard of every role, on the
+controller, with the dev inventory): no PostgreSQL server is needed.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PLAYBOOK = ROOT / "tests" / "playbooks" / "check_vars.yml"
+ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
+
+TYPOS = [
+    ("postgresql", "postgresql_listen_adresses=[]", "postgresql_listen_addresses"),
+    ("timescaledb", "timescaledb_tune_memroy=8GB", "timescaledb_tune_memory"),
+    ("quant_database", "quant_database_chunk_intervall='1 week'", "quant_database_chunk_interval"),
+    ("sqlite_migration", "sqlite_migration_batch_row=10", "sqlite_migration_batch_rows"),
+    ("migration_validation", "migration_validation_benchmark_run=3", "migration_validation_benchmark_runs"),
+]
+
+
+def _run(*extra):
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_FORCE_COLOR="0")
+    return subprocess.run([str(ANSIBLE_PLAYBOOK), "-i", str(ROOT / "inventories" / "dev"), str(PLAYBOOK), *extra],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _ansible():
+    if not ANSIBLE_PLAYBOOK.exists():
+        pytest.skip("ansible-playbook is not installed next to this Python")
+
+
+def test_dev_inventory_passes():
+    result = _run()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "failed=0" in result.stdout
+
+
+def test_exported_facts_and_known_options_pass():
+    result = _run("-e", "postgresql_admin_user=postgres", "-e", "timescaledb_edition=apache",
+                  "-e", "sqlite_migration_result={}", "-e", "migration_validation_outcome={}",
+                  "-e", "postgresql_version=17", "-e", "quant_database_refresh_policies={}")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(("role", "extra", "suggestion"), TYPOS, ids=[t[0] for t in TYPOS])
+def test_typo_is_rejected_with_a_suggestion(role, extra, suggestion):
+    result = _run("-e", extra)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    typo = extra.split("=", 1)[0]
+    assert "%s: unknown variable %s (did you mean %s?)" % (role, typo, suggestion) in output, output
