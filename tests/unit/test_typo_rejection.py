@@ -21,6 +21,7 @@ TYPOS = [
     ("quant_database", "quant_database_chunk_intervall='1 week'", "quant_database_chunk_interval"),
     ("sqlite_migration", "sqlite_migration_batch_row=10", "sqlite_migration_batch_rows"),
     ("migration_validation", "migration_validation_benchmark_run=3", "migration_validation_benchmark_runs"),
+    ("pg_backup", "pg_backup_retention_day=3", "pg_backup_retention_days"),
 ]
 
 

@@ -18,7 +18,7 @@ unknown = FILTERS["quant_unknown_role_vars"]
 report = FILTERS["quant_unknown_vars_report"]
 
 KNOWN = ["postgresql_listen_addresses", "postgresql_port", "postgresql_version", "postgresql_admin_user"]
-GUARDED = ["postgresql", "timescaledb", "quant_database", "sqlite_migration", "migration_validation"]
+GUARDED = ["postgresql", "timescaledb", "quant_database", "sqlite_migration", "migration_validation", "pg_backup"]
 
 
 def test_filters_registered():

@@ -1,0 +1,201 @@
+"""pg_backup end to end against the throw-away cluster: the backup script writes a
+dump, checksum and manifest; playbooks/restore.yml brings back identical data
+after rows were damaged (timescaledb_pre_restore/post_restore); a corrupt dump,
+a TimescaleDB version mismatch and a missing confirmation are refused before
+anything is dropped; playbooks/rollback.yml names its scenarios."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from quant_target_ddl import create_target_schema
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "roles" / "pg_backup" / "files" / "quant-pg-backup.py"
+ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
+pytestmark = pytest.mark.integration
+
+ROWS = """
+INSERT INTO tickers (ticker, region, name, exchange) VALUES ('005930', 'KR', 'Samsung', 'KOSPI'),
+  ('AAPL', 'US', 'Apple', 'NASDAQ'), ('VNM', 'VN', 'Vinamilk', 'HOSE');
+INSERT INTO stock_details (ticker, region, sector) VALUES ('005930', 'KR', 'Tech'), ('AAPL', 'US', 'Tech');
+INSERT INTO ohlcv_data (ticker, region, timeframe, date, open, high, low, close, volume)
+  SELECT t, r, 'D', d::date, 1.5, 2.5, 0.5, 2.0, 1000
+  FROM (VALUES ('005930', 'KR'), ('AAPL', 'US'), ('VNM', 'VN')) AS x(t, r),
+       generate_series('2024-01-01'::date, '2024-12-31'::date, '1 day') AS d;
+INSERT INTO exchange_rate_history (currency, rate, timestamp, rate_date) VALUES ('USD', 1380.5, now(), '2025-01-02');
+"""
+
+
+def env(server):
+    return dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), PGPASSWORD=server.password, ANSIBLE_NOCOLOR="1")
+
+
+def script(server, db, backup_dir, *args):
+    cmd = [sys.executable, str(SCRIPT), "--dir", str(backup_dir), "--db", db, "--host", str(server.socket_dir),
+           "--port", str(server.port), "--user", server.user, "--bindir", str(server.bindir), *args]
+    return subprocess.run(cmd, env=env(server), capture_output=True, text=True, check=False)
+
+
+def play(server, db, backup_dir, playbook, **extra):
+    extra_vars = {
+        "pg_backup_db": db, "pg_backup_dir": str(backup_dir), "pg_backup_login_user": server.user,
+        "pg_backup_login_unix_socket": str(server.socket_dir), "pg_backup_port": server.port,
+        "pg_backup_bin_dir": str(server.bindir), "pg_backup_os_user": "root", "pg_backup_db_owner": "quant_owner",
+        "pg_backup_script_path": str(backup_dir.parent / "quant-pg-backup"),
+        "pg_backup_python": sys.executable,
+    }
+    extra_vars.update(extra)
+    return subprocess.run([ANSIBLE_PLAYBOOK, "-i", "inventories/dev", playbook, "-e", json.dumps(extra_vars)],
+                          cwd=ROOT, env=env(server), capture_output=True, text=True, check=False,
+                          stdin=subprocess.DEVNULL)
+
+
+def content_hashes(conn):
+    with conn.cursor() as cur:
+        cur.execute("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') ORDER BY 1")
+        tables = [r[0] for r in cur.fetchall()]
+        out = {}
+        for table in tables:
+            cur.execute('SELECT count(*), md5(string_agg(t::text, \',\' ORDER BY t::text)) FROM public."%s" t' % table)
+            out[table] = cur.fetchone()
+    return out
+
+
+@pytest.fixture
+def quant_db(require_timescaledb, pg_db):
+    conn = require_timescaledb.connect()
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_roles WHERE rolname = 'quant_owner'")
+        if not cur.fetchone():
+            cur.execute("CREATE ROLE quant_owner NOLOGIN")
+    conn.close()
+    conn = require_timescaledb.connect(pg_db)
+    create_target_schema(conn, hypertable=True)
+    with conn.cursor() as cur:
+        cur.execute(ROWS)
+        cur.execute("ALTER TABLE tickers OWNER TO quant_owner")
+    conn.close()
+    return pg_db
+
+
+@pytest.fixture
+def backup_dir(tmp_path):
+    path = tmp_path / "backups"
+    path.mkdir(mode=0o700)
+    return path
+
+
+def test_backup_writes_dump_checksum_and_manifest(pg_server, quant_db, backup_dir):
+    out = script(pg_server, quant_db, backup_dir, "backup")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    dump = Path(result["dump"])
+    assert dump.parent == backup_dir and dump.name.startswith(quant_db + "-") and dump.suffix == ".dump"
+    assert dump.read_bytes()[:5] == b"PGDMP"  # custom format
+    assert oct(dump.stat().st_mode & 0o777) == "0o600"
+    assert Path(str(dump) + ".sha256").read_text().split() == [result["sha256"], dump.name]
+    manifest = json.loads(Path(str(dump) + ".json").read_text())
+    assert manifest["database"] == quant_db and manifest["size_bytes"] == dump.stat().st_size
+    assert manifest["timescaledb_version"] and manifest["timescaledb_version"][0].isdigit()
+    assert manifest["row_counts"]["ohlcv_data"] == 3 * 366 and manifest["row_counts"]["tickers"] == 3
+    assert len(manifest["row_counts"]) == 12
+    assert manifest["started_at"] <= manifest["finished_at"]
+
+
+def test_backup_corrupt_restore_round_trip(pg_server, quant_db, backup_dir):
+    conn = pg_server.connect(quant_db)
+    before = content_hashes(conn)
+    assert script(pg_server, quant_db, backup_dir, "backup").returncode == 0
+    with conn.cursor() as cur:
+        cur.execute("DELETE FROM ohlcv_data WHERE ticker = 'VNM' AND date < '2024-03-01'")
+        cur.execute("UPDATE tickers SET name = 'corrupted' WHERE ticker = 'AAPL'")
+        cur.execute("DELETE FROM exchange_rate_history")
+    assert content_hashes(conn) != before
+    # an open session on the database is terminated by the restore
+    out = play(pg_server, quant_db, backup_dir, "playbooks/restore.yml", restore_confirm="yes")
+    conn.close()
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+    assert "row counts match the manifest: 12 tables" in out.stdout
+    conn = pg_server.connect(quant_db)
+    try:
+        assert content_hashes(conn) == before
+        with conn.cursor() as cur:
+            cur.execute("SELECT hypertable_name FROM timescaledb_information.hypertables")
+            assert [r[0] for r in cur.fetchall()] == ["ohlcv_data"]
+            cur.execute("SELECT count(*) FROM timescaledb_information.chunks WHERE hypertable_name = 'ohlcv_data'")
+            assert cur.fetchone()[0] >= 12
+            cur.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()")
+            assert cur.fetchone()[0] == "quant_owner"
+            cur.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'tickers'")
+            assert cur.fetchone()[0] == "quant_owner"
+            cur.execute("SHOW timescaledb.restoring")
+            assert cur.fetchone()[0] == "off"
+    finally:
+        conn.close()
+
+
+def test_refusals_leave_the_database_alone(pg_server, quant_db, backup_dir):
+    out = script(pg_server, quant_db, backup_dir, "backup")
+    dump = Path(json.loads(out.stdout)["dump"])
+    conn = pg_server.connect(quant_db)
+    with conn.cursor() as cur:
+        cur.execute("DELETE FROM tickers WHERE ticker = 'VNM'")
+    before = content_hashes(conn)
+
+    # no confirmation, no terminal: fails saying how to confirm
+    out = play(pg_server, quant_db, backup_dir, "playbooks/restore.yml")
+    assert out.returncode != 0 and "restore_confirm=yes" in out.stdout, out.stdout[-3000:]
+
+    # manifest from another TimescaleDB version
+    manifest_path = Path(str(dump) + ".json")
+    manifest = json.loads(manifest_path.read_text())
+    manifest_path.write_text(json.dumps(dict(manifest, timescaledb_version="2.0.0")))
+    out = play(pg_server, quant_db, backup_dir, "playbooks/restore.yml", restore_confirm="yes")
+    assert out.returncode != 0 and "TimescaleDB version mismatch" in out.stdout, out.stdout[-3000:]
+    manifest_path.write_text(json.dumps(manifest))
+
+    # corrupt dump (one byte changed): checksum mismatch
+    data = bytearray(dump.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    dump.write_bytes(bytes(data))
+    out = play(pg_server, quant_db, backup_dir, "playbooks/restore.yml", restore_confirm="yes",
+               restore_dump=dump.name)
+    assert out.returncode != 0 and "checksum mismatch" in out.stdout, out.stdout[-3000:]
+    assert "refusing to use it" in out.stdout
+    assert content_hashes(conn) == before  # nothing was dropped
+    conn.close()
+
+
+def test_rollback_requires_a_known_scenario(pg_server, quant_db, backup_dir):
+    for extra in ({}, {"rollback_scenario": "oops"}):
+        out = play(pg_server, quant_db, backup_dir, "playbooks/rollback.yml", **extra)
+        assert out.returncode != 0
+        text = out.stdout + out.stderr
+        for name in ("failed_migration", "corruption", "remigrate", "revert_to_sqlite"):
+            assert name in text, text[-3000:]
+
+
+def test_rollback_corruption_restores_the_dump_taken_before_the_safety_backup(pg_server, quant_db, backup_dir):
+    conn = pg_server.connect(quant_db)
+    before = content_hashes(conn)
+    assert script(pg_server, quant_db, backup_dir, "backup").returncode == 0
+    with conn.cursor() as cur:
+        cur.execute("DELETE FROM ohlcv_data WHERE ticker = 'AAPL'")
+    conn.close()
+    out = play(pg_server, quant_db, backup_dir, "playbooks/rollback.yml", rollback_scenario="corruption",
+               rollback_confirm="yes")
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+    assert "safety backup: " + str(backup_dir) in out.stdout
+    assert len(list(backup_dir.glob("*.dump"))) == 2  # the original and the safety backup
+    conn = pg_server.connect(quant_db)
+    try:
+        assert content_hashes(conn) == before
+    finally:
+        conn.close()
