@@ -37,6 +37,8 @@ def test_playbook_run_directly_sees_the_same_variables_as_site():
     assert direct["localhost"]["postgresql_version"] == 15
     assert direct["localhost"]["quant_db_name"] == "quant_platform"
     assert direct["localhost"]["quant_reports_dir"] == str(ROOT / "reports")
+    assert direct["localhost"]["postgresql_ssl"] is False
+    assert direct["localhost"]["postgresql_listen_addresses"] == ["localhost"]
 
 
 def test_prod_inventory_overrides_shared_defaults_and_decrypts_the_example_vault():
@@ -47,3 +49,6 @@ def test_prod_inventory_overrides_shared_defaults_and_decrypts_the_example_vault
     (host,) = prod.values()
     assert host["quant_environment"] == "prod"
     assert host["quant_db_name"] == "quant_platform"
+    assert host["postgresql_ssl"] is True
+    # localhost and the host's private address (hosts.yml), never all interfaces.
+    assert host["postgresql_listen_addresses"] == ["localhost", "10.20.0.11"]
