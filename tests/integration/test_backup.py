@@ -1,8 +1,13 @@
 """pg_backup end to end against the throw-away cluster: the backup script writes a
-dump, checksum and manifest; playbooks/restore.yml brings back identical data
-after rows were damaged (timescaledb_pre_restore/post_restore); a corrupt dump,
-a TimescaleDB version mismatch and a missing confirmation are refused before
-anything is dropped; playbooks/rollback.yml names its scenarios."""
+dump, checksum and manifest whose row counts and content fingerprints are read
+in pg_dump's own snapshot (so they hold under concurrent writes); retention
+deletes only project dumps older than the limit and a safety backup prunes
+nothing; playbooks/restore.yml brings back identical data after rows were
+damaged (timescaledb_pre_restore/post_restore) and fails naming the table when
+the restored content differs from the manifest; a corrupt dump, a TimescaleDB
+version mismatch and a missing confirmation are refused before anything is
+dropped; playbooks/rollback.yml names its scenarios (the scenarios themselves:
+test_rollback.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +15,9 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -107,6 +115,11 @@ def test_backup_writes_dump_checksum_and_manifest(pg_server, quant_db, backup_di
     assert manifest["row_counts"]["ohlcv_data"] == 3 * 366 and manifest["row_counts"]["tickers"] == 3
     assert len(manifest["row_counts"]) == 12
     assert manifest["started_at"] <= manifest["finished_at"]
+    assert manifest["format"] == 2 and manifest["safety"] is False and manifest["snapshot"]
+    # fingerprints of every table, the same the `counts` command computes on the live database
+    now = json.loads(script(pg_server, quant_db, backup_dir, "counts").stdout)
+    assert manifest["fingerprints"] == now["fingerprints"] and manifest["row_counts"] == now["row_counts"]
+    assert len(set(manifest["fingerprints"].values())) == 5  # 4 tables with rows, 8 empty ones share one value
 
 
 def test_backup_corrupt_restore_round_trip(pg_server, quant_db, backup_dir):
@@ -122,7 +135,10 @@ def test_backup_corrupt_restore_round_trip(pg_server, quant_db, backup_dir):
     out = play(pg_server, quant_db, backup_dir, "playbooks/restore.yml", restore_confirm="yes")
     conn.close()
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
-    assert "row counts match the manifest: 12 tables" in out.stdout
+    assert "row counts and content fingerprints match the manifest: 12 tables" in out.stdout
+    manifest = json.loads(next(backup_dir.glob("*.dump.json")).read_text())
+    assert json.loads(script(pg_server, quant_db, backup_dir, "counts").stdout)["fingerprints"] == \
+        manifest["fingerprints"]
     conn = pg_server.connect(quant_db)
     try:
         assert content_hashes(conn) == before
@@ -199,3 +215,108 @@ def test_rollback_corruption_restores_the_dump_taken_before_the_safety_backup(pg
         assert content_hashes(conn) == before
     finally:
         conn.close()
+
+
+def test_restore_fails_naming_the_table_whose_content_differs(pg_server, quant_db, backup_dir):
+    out = script(pg_server, quant_db, backup_dir, "backup")
+    manifest_path = Path(json.loads(out.stdout)["manifest"])
+    manifest = json.loads(manifest_path.read_text())
+    manifest["fingerprints"]["ohlcv_data"] = "0" * 32  # the restored ohlcv_data cannot match this
+    manifest_path.write_text(json.dumps(manifest))
+    out = play(pg_server, quant_db, backup_dir, "playbooks/restore.yml", restore_confirm="yes")
+    assert out.returncode != 0, out.stdout[-3000:]
+    assert "RESTORE VERIFICATION FAILED" in out.stdout
+    assert "ohlcv_data: content differs" in out.stdout and "tickers" not in out.stdout.split("FAILED")[-1]
+
+
+def restore_into_new_database(server, dump):
+    """pg_restore into a fresh database the TimescaleDB way; returns its name (caller drops it)."""
+    name = "r_" + uuid.uuid4().hex[:10]
+    conn = server.connect()
+    conn.cursor().execute('CREATE DATABASE "%s" OWNER quant_owner' % name)
+    conn.close()
+    conn = server.connect(name)
+    cur = conn.cursor()
+    cur.execute("CREATE EXTENSION timescaledb")
+    cur.execute("SELECT timescaledb_pre_restore()")
+    try:
+        out = subprocess.run([str(server.bindir / "pg_restore"), "-h", str(server.socket_dir), "-p", str(server.port),
+                              "-U", server.user, "--no-password", "--exit-on-error", "-d", name, str(dump)],
+                             env=env(server), capture_output=True, text=True, check=False)
+        assert out.returncode == 0, out.stderr
+    finally:
+        cur.execute("SELECT timescaledb_post_restore()")
+        conn.close()
+    return name
+
+
+def drop_database(server, name):
+    conn = server.connect()
+    conn.cursor().execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
+    conn.close()
+
+
+def test_manifest_is_read_in_the_dumps_snapshot_under_concurrent_writes(pg_server, quant_db, backup_dir):
+    stop, written = threading.Event(), []
+
+    def writer():
+        conn = pg_server.connect(quant_db)
+        cur, i = conn.cursor(), 0
+        while not stop.is_set():
+            cur.execute("INSERT INTO exchange_rate_history (currency, rate, timestamp, rate_date) "
+                        "VALUES ('EUR', %s, now(), DATE '2000-01-01' + %s)", (1000 + i, i))
+            cur.execute("UPDATE ohlcv_data SET volume = volume + 1 WHERE ticker = 'AAPL' AND date = '2024-06-03'")
+            i += 1
+        written.append(i)
+        conn.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        time.sleep(0.3)
+        out = script(pg_server, quant_db, backup_dir, "backup")
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        thread.join()
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    manifest = json.loads(Path(result["manifest"]).read_text())
+    in_dump = manifest["row_counts"]["exchange_rate_history"]
+    assert 1 < in_dump < 1 + written[0]  # writes before and after the snapshot
+    restored = restore_into_new_database(pg_server, result["dump"])
+    try:
+        out = script(pg_server, restored, backup_dir, "compare", result["manifest"])
+        assert out.returncode == 0, out.stderr  # counts AND fingerprints of the dump's own snapshot
+        assert json.loads(out.stdout)["fingerprints_checked"] == 12
+    finally:
+        drop_database(pg_server, restored)
+
+
+def test_retention_deletes_only_project_dumps_older_than_the_limit(pg_server, quant_db, backup_dir):
+    now = time.time()
+    aged = {"%s-20200101T000000Z.dump" % quant_db: 20, "%s-20200102T000000Z.dump" % quant_db: 15,
+            "%s-20200103T000000Z.dump" % quant_db: 13}
+    others = ["notes.txt", "other_db-20200101T000000Z.dump", "%s-manual.dump" % quant_db]
+    for name, days in aged.items():
+        for path in (backup_dir / name, backup_dir / (name + ".sha256"), backup_dir / (name + ".json")):
+            path.write_text("{}")
+            os.utime(path, (now - days * 86400, now - days * 86400))
+    for name in others:
+        (backup_dir / name).write_text("keep")
+        os.utime(backup_dir / name, (now - 100 * 86400, now - 100 * 86400))
+
+    # a rollback's safety backup never prunes (the rollback may be restoring an old dump)
+    out = script(pg_server, quant_db, backup_dir, "--retention-days", "14", "backup", "--safety")
+    assert out.returncode == 0, out.stderr
+    safety = json.loads(out.stdout)
+    assert safety["pruned"] == [] and json.loads(Path(safety["manifest"]).read_text())["safety"] is True
+    time.sleep(1.1)  # one backup per second
+    out = script(pg_server, quant_db, backup_dir, "--retention-days", "14", "backup")
+    assert out.returncode == 0, out.stderr
+    gone = [n for n, days in aged.items() if days > 14]
+    assert sorted(json.loads(out.stdout)["pruned"]) == sorted(n + ext for n in gone for ext in ("", ".sha256", ".json"))
+    left = {p.name for p in backup_dir.iterdir()}
+    assert not any(n.startswith(tuple(gone)) for n in left)
+    assert set(others) <= left and "%s-20200103T000000Z.dump" % quant_db in left  # 13 days: kept
+    assert Path(safety["dump"]).exists() and Path(json.loads(out.stdout)["dump"]).exists()

@@ -1,6 +1,7 @@
-"""Pure logic of roles/pg_backup/files/quant-pg-backup.py: dump names, latest,
-retention selection, checksum parsing, row-count comparison; and the prune and
-verify commands on a real directory (no server needed)."""
+"""Pure logic of roles/pg_backup/files/quant-pg-backup.py: dump names, latest
+(safety backups skipped), retention selection, checksum parsing, row-count and
+fingerprint comparison, the fingerprint query; and the prune, latest, verify and
+check-sqlite commands on real files (no server needed)."""
 
 from __future__ import annotations
 
@@ -121,3 +122,64 @@ def test_verify_refuses_a_corrupt_dump(tmp_path, capsys):
 def test_verify_without_dumps(tmp_path, capsys):
     assert qb.main(["--dir", str(tmp_path), "verify"]) == 2
     assert "no backup of quant_platform" in capsys.readouterr().err
+
+
+def test_compare_fingerprints_names_the_tables_that_differ():
+    assert qb.compare_fingerprints({"a": "x", "b": "y"}, {"a": "x", "b": "y"}) == []
+    # a table missing on one side is compare_counts' business, not reported twice
+    assert qb.compare_fingerprints({"a": "x", "b": "y", "gone": "z"}, {"a": "x", "b": "Y", "new": "n"}) == [
+        "b: content differs (fingerprint Y, manifest says y)"]
+
+
+def test_fingerprint_sql_quotes_every_table():
+    sql = qb.fingerprint_sql(["ohlcv_data", 'we"ird'])
+    assert sql.count(" UNION ALL ") == 1
+    assert "'ohlcv_data'" in sql and 'public."ohlcv_data"' in sql and 'public."we""ird"' in sql
+    assert "ORDER BY" not in sql  # order independent: no sort of the table
+
+
+def write_dump(directory, name, safety=None):
+    (directory / name).write_bytes(b"PGDMP " + name.encode())
+    (directory / (name + ".sha256")).write_text(
+        "%s  %s\n" % (hashlib.sha256(b"PGDMP " + name.encode()).hexdigest(), name))
+    if safety is not None:
+        (directory / (name + ".json")).write_text(json.dumps({"dump": name, "safety": safety}))
+
+
+def test_latest_skips_rollback_safety_backups(tmp_path, capsys):
+    assert qb.latest_dump(["quant_platform-20261124T033000Z.dump", "quant_platform-20261125T033000Z.dump"],
+                          "quant_platform", skip={"quant_platform-20261125T033000Z.dump"}) == \
+        "quant_platform-20261124T033000Z.dump"
+    regular, safety = "quant_platform-20261124T033000Z.dump", "quant_platform-20261125T090000Z.dump"
+    write_dump(tmp_path, regular, safety=False)
+    write_dump(tmp_path, safety, safety=True)
+    assert qb.main(["--dir", str(tmp_path), "latest"]) == 0
+    assert json.loads(capsys.readouterr().out)["dump"] == str(tmp_path / regular)
+    assert qb.main(["--dir", str(tmp_path), "verify"]) == 0  # restore's "latest" is the same choice
+    assert json.loads(capsys.readouterr().out)["dump"] == str(tmp_path / regular)
+    assert qb.main(["--dir", str(tmp_path), "verify", safety]) == 0  # by name it can be restored
+    assert json.loads(capsys.readouterr().out)["manifest"]["safety"] is True
+    (tmp_path / regular).unlink()
+    assert qb.main(["--dir", str(tmp_path), "latest"]) == 2
+    assert "besides rollback safety backups (name one to restore it: %s)" % safety in capsys.readouterr().err
+
+
+def test_check_sqlite(tmp_path, capsys):
+    import sqlite3
+
+    path = tmp_path / "spock_local.db"
+    conn = sqlite3.connect(str(path))
+    conn.execute("CREATE TABLE ohlcv_data (ticker TEXT, close REAL)")
+    conn.executemany("INSERT INTO ohlcv_data VALUES (?, ?)", [("A", 1.0), ("B", 2.0)])
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    assert qb.main(["check-sqlite", str(path)]) == 0
+    assert json.loads(capsys.readouterr().out) == {"path": str(path), "quick_check": "ok",
+                                                   "row_counts": {"ohlcv_data": 2}}
+    assert path.read_bytes() == before  # opened read-only
+    assert qb.main(["check-sqlite", str(tmp_path / "missing.db")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "garbage.db").write_bytes(b"not a database" * 100)
+    assert qb.main(["check-sqlite", str(tmp_path / "garbage.db")]) == 2
+    assert "cannot be read" in capsys.readouterr().err

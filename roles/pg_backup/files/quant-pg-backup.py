@@ -4,14 +4,18 @@
 Subcommands (every one prints one JSON object on stdout; errors go to stderr
 with exit status 2):
 
-  backup        pg_dump -Fc into --dir, then <dump>.sha256 and <dump>.json
+  backup [--safety]  pg_dump -Fc into --dir, then <dump>.sha256 and <dump>.json
                 (manifest: time, size, database, TimescaleDB version, row
-                counts of every public table), then the retention pass
+                count and content fingerprint of every public table, read in
+                pg_dump's own snapshot), then the retention pass. --safety marks
+                a rollback's safety backup: no retention pass, and `latest`
+                skips it
   prune         delete dumps (and their .sha256/.json) older than --retention-days
-  latest        the newest dump of --db in --dir
+  latest        the newest dump of --db in --dir that is not a safety backup
   verify DUMP   compare DUMP with its .sha256 (refuses a corrupt dump)
-  counts        the current row count of every public table of --db
-  compare MANIFEST   current row counts against the manifest's
+  counts        the current row count and fingerprint of every public table of --db
+  compare MANIFEST   current row counts and fingerprints against the manifest's
+  check-sqlite FILE  open FILE read-only: PRAGMA quick_check and its row counts
 
 Only files named <db>-YYYYmmddTHHMMSSZ.dump (and their companions) are ever
 deleted. Standard library only: runs with the host's python3; talks to the
@@ -26,12 +30,22 @@ import hashlib
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.parse
+import uuid
 
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 COMPANIONS = (".sha256", ".json")
+# Session settings that make a row's text form (and so its fingerprint) independent
+# of the server's and the client's defaults.
+STABLE_TEXT_SETTINGS = ("SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; "
+                        "SET extra_float_digits = 1; SET bytea_output = 'hex';")
+PUBLIC_TABLES_SQL = ("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                     "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') ORDER BY 1")
 
 
 class BackupError(Exception):
@@ -62,9 +76,10 @@ def list_dumps(names, db):
     return sorted(out)
 
 
-def latest_dump(names, db):
-    dumps = list_dumps(names, db)
-    return dumps[-1][1] if dumps else None
+def latest_dump(names, db, skip=()):
+    """The newest project dump among names, leaving out those in skip (safety backups)."""
+    dumps = [name for _when, name in list_dumps(names, db) if name not in skip]
+    return dumps[-1] if dumps else None
 
 
 def select_expired(entries, db, retention_days, now, keep=None):
@@ -109,6 +124,29 @@ def compare_counts(expected, actual):
     return problems
 
 
+def compare_fingerprints(expected, actual):
+    """Tables (present on both sides) whose content fingerprint differs, as readable strings."""
+    return ["%s: content differs (fingerprint %s, manifest says %s)" % (table, actual[table], expected[table])
+            for table in sorted(set(expected) & set(actual)) if expected[table] != actual[table]]
+
+
+def fingerprint_sql(tables):
+    """One query: table | rows | fingerprint for every table.
+
+    The fingerprint is order independent: md5 of each row's text form, split in
+    two 64-bit halves, each summed exactly (numeric) over the table, and md5 of
+    the two sums. Equal content gives equal fingerprints; a changed, missing or
+    extra row changes it. No sort, no table-sized string.
+    """
+    parts = []
+    for table in tables:
+        parts.append(
+            "SELECT %s, count(*), md5(coalesce(sum(('x' || left(h, 16))::bit(64)::bigint::numeric), 0) || ':' || "
+            "coalesce(sum(('x' || right(h, 16))::bit(64)::bigint::numeric), 0)) "
+            "FROM (SELECT md5(t::text) AS h FROM public.%s t) s" % (quote_literal(table), quote_ident(table)))
+    return " UNION ALL ".join(parts)
+
+
 # --- I/O ----------------------------------------------------------------------
 def sha256_file(path):
     digest = hashlib.sha256()
@@ -123,31 +161,71 @@ def conn_args(args):
     return out
 
 
-def psql(args, sql):
-    cmd = [os.path.join(args.bindir, "psql"), "-X", "-At", "-v", "ON_ERROR_STOP=1", *conn_args(args),
-           "-d", args.db, "-c", sql]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        raise BackupError("psql on %s failed: %s" % (args.db, out.stderr.strip()))
-    return out.stdout
+class Session:
+    """One psql session fed through a pipe, so a transaction (and its exported
+    snapshot) stays open across queries and while pg_dump runs."""
+
+    def __init__(self, args):
+        self.db = args.db
+        self.marker = "quant-pg-backup-end-%s" % uuid.uuid4().hex
+        self.errors = tempfile.TemporaryFile(mode="w+")
+        cmd = [os.path.join(args.bindir, "psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", *conn_args(args),
+               "-d", args.db]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errors,
+                                     text=True)
+        self.query(STABLE_TEXT_SETTINGS)
+
+    def query(self, sql):
+        """Lines printed by sql (psql -At: columns separated by |); sql is sent as one statement."""
+        lines = []
+        try:
+            self.proc.stdin.write("%s;\n\\echo %s\n" % (sql.rstrip().rstrip(";"), self.marker))
+            self.proc.stdin.flush()
+            for line in self.proc.stdout:
+                if line.rstrip("\n") == self.marker:
+                    return lines
+                lines.append(line.rstrip("\n"))
+        except BrokenPipeError:
+            pass
+        self.proc.wait()
+        self.errors.seek(0)
+        raise BackupError("psql on %s failed: %s" % (self.db, self.errors.read().strip() or "session ended"))
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait()
+        self.errors.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
-def timescaledb_version(args):
-    return psql(args, "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'").strip() or None
+def timescaledb_version(session):
+    out = session.query("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")
+    return out[0] if out and out[0] else None
 
 
-def row_counts(args):
-    tables = psql(args, "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                        "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') ORDER BY 1").split()
-    if not tables:
-        return {}
-    sql = " UNION ALL ".join(
-        "SELECT %s, count(*) FROM public.%s" % (quote_literal(t), quote_ident(t)) for t in tables)
-    counts = {}
-    for line in psql(args, sql).splitlines():
-        table, _, count = line.rpartition("|")
-        counts[table] = int(count)
-    return counts
+def table_contents(session):
+    """({table: rows}, {table: fingerprint}) of every public table, read in the session's snapshot."""
+    tables = session.query(PUBLIC_TABLES_SQL)
+    counts, prints = {}, {}
+    if tables:
+        for line in session.query(fingerprint_sql(tables)):
+            table, count, fingerprint = line.rsplit("|", 2)
+            counts[table] = int(count)
+            prints[table] = fingerprint
+    return counts, prints
+
+
+def current_contents(args):
+    """Row counts and fingerprints of every public table, all read in one snapshot."""
+    with Session(args) as session:
+        session.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        return table_contents(session)
 
 
 def quote_ident(name):
@@ -194,15 +272,22 @@ def do_backup(args):
     path = os.path.join(args.dir, name)
     if os.path.exists(path):
         raise BackupError("%s already exists; one backup per second at most" % path)
-    version = timescaledb_version(args)
-    counts = row_counts(args)
     tmp = path + ".partial"
-    cmd = [os.path.join(args.bindir, "pg_dump"), "-Fc", *conn_args(args), "-d", args.db, "-f", tmp]
-    old_umask = os.umask(0o077)
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    finally:
-        os.umask(old_umask)
+    with Session(args) as session:
+        # Counts, fingerprints and pg_dump all see the snapshot exported here; the
+        # transaction stays open until pg_dump is done.
+        session.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        snapshot = session.query("SELECT pg_export_snapshot()")[0]
+        version = timescaledb_version(session)
+        counts, prints = table_contents(session)
+        cmd = [os.path.join(args.bindir, "pg_dump"), "-Fc", "--snapshot=" + snapshot, *conn_args(args),
+               "-d", args.db, "-f", tmp]
+        old_umask = os.umask(0o077)
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        finally:
+            os.umask(old_umask)
+        session.query("COMMIT")
     if out.returncode != 0:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -213,29 +298,53 @@ def do_backup(args):
     size = os.path.getsize(path)
     write_file(path + ".sha256", "%s  %s\n" % (checksum, name), args.dir)
     manifest = {
-        "format": 1,
+        "format": 2,
         "dump": name,
         "database": args.db,
+        "safety": args.safety,
         "started_at": started.isoformat(),
         "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(),
         "size_bytes": size,
         "sha256": checksum,
         "timescaledb_version": version,
+        "snapshot": snapshot,
         "row_counts": counts,
+        "fingerprints": prints,
         "pg_dump_warnings": [line for line in out.stderr.splitlines() if line.strip()],
     }
     write_file(path + ".json", json.dumps(manifest, indent=2, sort_keys=True) + "\n", args.dir)
-    pruned = do_prune(args, keep=name)
-    return {"dump": path, "size_bytes": size, "sha256": checksum, "manifest": path + ".json",
-            "timescaledb_version": version, "tables": len(counts), "pruned": pruned}
+    # A safety backup never prunes: the rollback may be about to restore an old dump.
+    pruned = [] if args.safety else do_prune(args, keep=name)
+    return {"dump": path, "size_bytes": size, "sha256": checksum, "manifest": path + ".json", "safety": args.safety,
+            "timescaledb_version": version, "tables": len(counts), "rows": sum(counts.values()), "pruned": pruned}
+
+
+def read_manifest(path):
+    """The manifest at path, or None when there is none."""
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as fh:
+        try:
+            return json.load(fh)
+        except ValueError as exc:
+            raise BackupError("manifest %s is not valid JSON: %s" % (path, exc)) from None
+
+
+def safety_dumps(directory, names):
+    """Names of the dumps whose manifest marks them as rollback safety backups."""
+    return {name for name in names if name.endswith(".dump")
+            and (read_manifest(os.path.join(directory, name + ".json")) or {}).get("safety")}
 
 
 def resolve_dump(args, dump):
     if not dump or dump == "latest":
         names = os.listdir(args.dir) if os.path.isdir(args.dir) else []
-        latest = latest_dump(names, args.db)
+        safety = safety_dumps(args.dir, names)
+        latest = latest_dump(names, args.db, skip=safety)
         if latest is None:
-            raise BackupError("no backup of %s in %s" % (args.db, args.dir))
+            raise BackupError("no backup of %s in %s%s" % (
+                args.db, args.dir, " besides rollback safety backups (name one to restore it: %s)"
+                % ", ".join(sorted(safety)) if safety else ""))
         return os.path.join(args.dir, latest)
     return dump if os.path.isabs(dump) else os.path.join(args.dir, dump)
 
@@ -252,21 +361,42 @@ def do_verify(args):
     if actual != expected:
         raise BackupError("checksum mismatch for %s: file has sha256 %s, %s.sha256 says %s; "
                           "the dump is corrupt or was modified, refusing to use it" % (path, actual, path, expected))
-    manifest = None
-    if os.path.isfile(path + ".json"):
-        with open(path + ".json", encoding="utf-8") as fh:
-            manifest = json.load(fh)
+    manifest = read_manifest(path + ".json")
     return {"dump": path, "sha256": actual, "size_bytes": os.path.getsize(path), "manifest": manifest}
 
 
 def do_compare(args):
-    with open(args.manifest, encoding="utf-8") as fh:
-        manifest = json.load(fh)
-    actual = row_counts(args)
-    problems = compare_counts(manifest["row_counts"], actual)
+    manifest = read_manifest(args.manifest)
+    if manifest is None:
+        raise BackupError("manifest %s does not exist" % args.manifest)
+    counts, prints = current_contents(args)
+    expected_prints = manifest.get("fingerprints") or {}
+    problems = compare_counts(manifest.get("row_counts") or {}, counts) + compare_fingerprints(expected_prints, prints)
     if problems:
-        raise BackupError("row counts of %s differ from %s: %s" % (args.db, args.manifest, "; ".join(problems)))
-    return {"database": args.db, "tables": len(actual), "rows": sum(actual.values()), "row_counts": actual}
+        raise BackupError("%s differs from %s: %s" % (args.db, args.manifest, "; ".join(problems)))
+    return {"database": args.db, "tables": len(counts), "rows": sum(counts.values()), "row_counts": counts,
+            "fingerprints_checked": len(expected_prints)}
+
+
+def do_check_sqlite(path):
+    """Read-only integrity check of the SQLite file the application would go back to."""
+    if not os.path.isfile(path):
+        raise BackupError("SQLite database %s does not exist" % path)
+    try:
+        conn = sqlite3.connect("file:%s?mode=ro" % urllib.parse.quote(os.path.abspath(path)), uri=True)
+        try:
+            check = [row[0] for row in conn.execute("PRAGMA quick_check")]
+            tables = [row[0] for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY 1")]
+            counts = {t: conn.execute('SELECT count(*) FROM "%s"' % t.replace('"', '""')).fetchone()[0]
+                      for t in tables}
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise BackupError("SQLite database %s cannot be read: %s" % (path, exc)) from None
+    if check != ["ok"]:
+        raise BackupError("SQLite database %s failed PRAGMA quick_check: %s" % (path, "; ".join(check[:5])))
+    return {"path": path, "quick_check": "ok", "row_counts": counts}
 
 
 def parser():
@@ -279,7 +409,8 @@ def parser():
     p.add_argument("--bindir", default="/usr/lib/postgresql/15/bin")
     p.add_argument("--retention-days", type=int, default=14)
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("backup")
+    backup = sub.add_parser("backup")
+    backup.add_argument("--safety", action="store_true", help="a rollback's safety backup (no retention pass)")
     sub.add_parser("prune")
     sub.add_parser("latest")
     sub.add_parser("counts")
@@ -287,6 +418,8 @@ def parser():
     verify.add_argument("dump", nargs="?", default="latest")
     compare = sub.add_parser("compare")
     compare.add_argument("manifest")
+    check_sqlite = sub.add_parser("check-sqlite")
+    check_sqlite.add_argument("path")
     return p
 
 
@@ -300,9 +433,12 @@ def main(argv=None):
         elif args.command == "latest":
             result = {"dump": resolve_dump(args, "latest")}
         elif args.command == "counts":
-            result = {"row_counts": row_counts(args)}
+            counts, prints = current_contents(args)
+            result = {"row_counts": counts, "fingerprints": prints}
         elif args.command == "verify":
             result = do_verify(args)
+        elif args.command == "check-sqlite":
+            result = do_check_sqlite(args.path)
         else:
             result = do_compare(args)
     except (BackupError, OSError) as exc:

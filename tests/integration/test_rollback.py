@@ -1,0 +1,283 @@
+"""playbooks/rollback.yml end to end, every runbook scenario on a migrated database.
+
+The module fixture builds a "migrated host" on the throw-away cluster with the
+project's own playbooks: playbooks/database.yml (role quant_database: roles,
+extensions, the real schema, the app .env) and playbooks/migrate.yml (role
+sqlite_migration) from a generated SQLite sample (module_utils/sample_data.py).
+Each scenario is then run twice (idempotent), and the state it leaves is
+checked against the runbook's rollback section:
+
+* corruption: after damaging ohlcv_data and tickers, the restore brings back the
+  content of the last regular dump, proven by the backup script's per-table
+  fingerprints and by independent content hashes; the second run restores the
+  same dump (not the first run's safety backup of the damaged database).
+* remigrate: the tables are emptied and migrated again; the content equals the
+  first migration's and every row count equals the source's (minus the
+  migration's recorded rejects and duplicates).
+* revert_to_sqlite: the app .env points at SQLite and its database manager;
+  PostgreSQL and its data stay; no backup is taken; the second run changes nothing.
+* failed_migration: dropped and recreated with the empty schema (the data is in
+  the safety backup); remigrate afterwards brings back the migrated content.
+* Without rollback_confirm nothing happens, and --check changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import psycopg2
+import pytest
+from ansible.module_utils.sample_data import generate
+from integration.test_backup import content_hashes
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "roles" / "pg_backup" / "files" / "quant-pg-backup.py"
+ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
+# The quant_database role schedules the Apache-edition rollup refresh on the host
+# itself (cron): keep the dev host's file as it was.
+HOST_FILES = [Path("/etc/cron.d/quant-refresh-aggregates")]
+DESTRUCTIVE = ["failed_migration", "corruption", "remigrate"]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+class Host:
+    """The migrated database and everything the playbooks need to reach it."""
+
+    def __init__(self, server, base):
+        self.server = server
+        self.db = "rb_" + uuid.uuid4().hex[:10]
+        self.base = base
+        self.src = base / "spock_local.db"
+        self.env_file = base / "etc" / ".env"
+        self.backups = base / "backups"
+
+    def env(self):
+        return dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), PGPASSWORD=self.server.password,
+                    ANSIBLE_NOCOLOR="1")
+
+    def play(self, playbook, *args, **extra):
+        s = self.server
+        extra_vars = {
+            # the shared group_vars every role defaults from
+            "quant_db_name": self.db, "postgresql_admin_user": s.user, "postgresql_socket_dir": str(s.socket_dir),
+            "postgresql_port": s.port, "postgresql_bin_dir": str(s.bindir),
+            "quant_database_env_path": str(self.env_file),
+            "sqlite_migration_src": str(self.src), "sqlite_migration_rejects_path": str(self.base / "rejects.jsonl"),
+            "sqlite_migration_poll_seconds": 1, "sqlite_migration_progress_polls": 2,
+            "pg_backup_dir": str(self.backups), "pg_backup_os_user": "root",
+            "pg_backup_script_path": str(self.base / "quant-pg-backup"), "pg_backup_python": sys.executable,
+        }
+        extra_vars.update(extra)
+        return subprocess.run([ANSIBLE_PLAYBOOK, "-i", "inventories/dev", playbook, "-e", json.dumps(extra_vars),
+                               *args], cwd=ROOT, env=self.env(), capture_output=True, text=True, check=False,
+                              stdin=subprocess.DEVNULL)
+
+    def rollback(self, scenario, *args, **extra):
+        return self.play("playbooks/rollback.yml", *args, rollback_scenario=scenario, **extra)
+
+    def script(self, *args):
+        s = self.server
+        out = subprocess.run([sys.executable, str(SCRIPT), "--dir", str(self.backups), "--db", self.db,
+                              "--host", str(s.socket_dir), "--port", str(s.port), "--user", s.user,
+                              "--bindir", str(s.bindir), *args], env=self.env(), capture_output=True, text=True,
+                             check=False)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    def contents(self):
+        """Row counts and content fingerprints of every public table (the manifest's kind)."""
+        return self.script("counts")
+
+    def sql(self, statement, args=None):
+        conn = self.server.connect(self.db)
+        try:
+            cur = conn.cursor()
+            cur.execute(statement, args)
+            return cur.fetchall() if cur.description else None
+        finally:
+            conn.close()
+
+    def hashes(self):
+        conn = self.server.connect(self.db)
+        try:
+            return content_hashes(conn)
+        finally:
+            conn.close()
+
+    def exists(self):
+        conn = self.server.connect()
+        try:
+            cur = conn.cursor()
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.db,))
+            return cur.fetchone() is not None
+        finally:
+            conn.close()
+
+    def dumps(self):
+        return sorted(p.name for p in self.backups.glob("*.dump"))
+
+    def manifest(self, name):
+        return json.loads((self.backups / (name + ".json")).read_text())
+
+
+def ok(out):
+    assert out.returncode == 0, out.stdout[-5000:] + out.stderr[-2000:]
+    return out.stdout
+
+
+def report_of(stdout):
+    """The rollback's closing report (the last debug message), YAML line folding undone."""
+    return " ".join(stdout[stdout.rindex("Rollback | Report"):].split())
+
+
+@pytest.fixture(scope="module")
+def host(pg_server, tmp_path_factory):
+    if not pg_server.has_timescaledb:
+        pytest.fail("TimescaleDB is not installed for this PostgreSQL (make provision-local)")
+    saved = {path: path.read_bytes() if path.exists() else None for path in HOST_FILES}
+    h = Host(pg_server, tmp_path_factory.mktemp("rollback"))
+    try:
+        generate(str(h.src), scale=0.01)
+        ok(h.play("playbooks/database.yml"))
+        ok(h.play("playbooks/migrate.yml"))
+        h.migrated = h.contents()
+        h.migrated_hashes = h.hashes()
+        assert h.migrated["row_counts"]["ohlcv_data"] > 9000 and h.migrated["row_counts"]["tickers"] > 100
+        h.backups.mkdir(mode=0o700)
+        h.regular = Path(h.script("backup")["dump"]).name  # the nightly backup
+        yield h
+    finally:
+        conn = pg_server.connect()
+        conn.cursor().execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % h.db)
+        conn.close()
+        for path, data in saved.items():
+            if data is None:
+                path.unlink(missing_ok=True)
+            else:
+                path.write_bytes(data)
+
+
+def damage(h):
+    h.sql("UPDATE ohlcv_data SET close = close * 1.5 WHERE date >= '2025-09-01'")
+    h.sql("DELETE FROM ohlcv_data WHERE date < '2025-03-01'")
+    h.sql("UPDATE tickers SET name = 'corrupted' WHERE ticker IN (SELECT ticker FROM tickers ORDER BY 1 LIMIT 3)")
+    damaged = h.contents()
+    assert damaged["fingerprints"]["ohlcv_data"] != h.migrated["fingerprints"]["ohlcv_data"]
+    assert damaged["fingerprints"]["tickers"] != h.migrated["fingerprints"]["tickers"]
+    assert damaged["row_counts"]["tickers"] == h.migrated["row_counts"]["tickers"]  # only a fingerprint sees this
+    return damaged
+
+
+def test_nothing_happens_without_confirmation(host):
+    before, dumps, env = host.contents(), host.dumps(), host.env_file.read_text()
+    for scenario in [*DESTRUCTIVE, "revert_to_sqlite"]:
+        out = host.rollback(scenario)  # no terminal: the prompt cannot be answered
+        assert out.returncode != 0, scenario
+        assert "Not confirmed" in out.stdout and "-e rollback_confirm=yes" in out.stdout, out.stdout[-3000:]
+    assert host.contents() == before and host.dumps() == dumps and host.env_file.read_text() == env
+
+
+def test_check_mode_changes_nothing(host):
+    damaged = damage(host)
+    dumps = host.dumps()
+    for scenario in DESTRUCTIVE:
+        ok(host.rollback(scenario, "--check", rollback_confirm="yes"))
+        assert host.contents() == damaged, scenario
+    assert host.dumps() == dumps  # not even a safety backup
+
+
+def test_corruption_restores_identical_data_twice(host):
+    host.sql("UPDATE ohlcv_data SET close = close + 1 WHERE ticker IN (SELECT ticker FROM tickers LIMIT 5)")
+    assert host.contents() != host.migrated  # damaged (also by the previous test)
+    session = host.server.connect(host.db)  # an open session is terminated by the rollback
+    for _run in (1, 2):
+        text = report_of(ok(host.rollback("corruption", rollback_confirm="yes")))
+        assert "restored %s" % (host.backups / host.regular) in text  # the regular dump, never a safety backup
+        assert "row counts and content fingerprints match the manifest" in text
+        assert host.contents() == host.migrated  # the validation fingerprints of the dump
+        assert host.hashes() == host.migrated_hashes  # independent content hashes agree
+    with pytest.raises(psycopg2.OperationalError):
+        session.cursor().execute("SELECT 1")
+    session.close()
+    safety = [d for d in host.dumps() if host.manifest(d)["safety"]]
+    assert len(safety) == 2
+    # the first safety backup holds the damaged database, the second the restored one
+    assert host.manifest(safety[0])["fingerprints"]["ohlcv_data"] != host.migrated["fingerprints"]["ohlcv_data"]
+    assert host.manifest(safety[1])["fingerprints"] == host.migrated["fingerprints"]
+    assert host.script("latest")["dump"] == str(host.backups / host.regular)
+
+
+def test_remigrate_reloads_the_source(host):
+    damage(host)
+    host.sql("DELETE FROM etf_holdings")
+    for _run in (1, 2):
+        out = host.rollback("remigrate", rollback_confirm="yes")
+        text = report_of(ok(out))
+        assert "safety backup: %s" % host.backups in text and "truncated (RESTART IDENTITY CASCADE)" in text
+        assert "migrated %s again" % host.src in text
+        assert host.contents() == host.migrated
+    # every row of the source is accounted for: copied, or recorded as a reject or a duplicate
+    source = sqlite3.connect(str(host.src))
+    checkpoints = {r[0]: r[1:] for r in host.sql(
+        "SELECT table_name, source_rows, copied_rows, rejected_rows, duplicate_rows "
+        "FROM quant_meta.migration_checkpoints")}
+    counts = host.contents()["row_counts"]
+    assert len(checkpoints) == 12
+    for table, (source_rows, copied, rejected, duplicates) in checkpoints.items():
+        assert source_rows == source.execute('SELECT count(*) FROM "%s"' % table).fetchone()[0], table
+        assert counts[table] == copied == source_rows - rejected - duplicates, table
+    source.close()
+    assert counts["ohlcv_data"] > 9000
+
+
+def test_revert_to_sqlite_points_the_app_at_sqlite_and_keeps_postgresql(host):
+    before, dumps = host.contents(), host.dumps()
+    assert "POSTGRES_DB=%s" % host.db in host.env_file.read_text()  # rendered by quant_database
+    first = ok(host.rollback("revert_to_sqlite", rollback_confirm="yes"))
+    assert "rewritten: QUANT_DB_BACKEND=sqlite" in report_of(first)
+    assert "intact (quick_check ok, 9263 ohlcv_data rows)" in report_of(first)
+    second = ok(host.rollback("revert_to_sqlite", rollback_confirm="yes"))
+    assert "changed=0" in second and "already: QUANT_DB_BACKEND=sqlite" in report_of(second)
+    env = dict(line.split("=", 1) for line in host.env_file.read_text().splitlines()
+               if "=" in line and not line.startswith("#"))
+    assert env["QUANT_DB_BACKEND"] == "sqlite" and env["SQLITE_PATH"] == str(host.src)
+    assert env["QUANT_DB_MANAGER"] == "modules.db_manager_sqlite.SQLiteDatabaseManager"
+    assert env["POSTGRES_DB"] == host.db  # kept for reference
+    assert oct(host.env_file.stat().st_mode & 0o777) == "0o600"
+    # PostgreSQL stays, untouched, and nothing was backed up (nothing is deleted)
+    assert host.exists() and host.contents() == before and host.dumps() == dumps
+    # a missing SQLite file is refused and the .env is left alone
+    env_text = host.env_file.read_text()
+    out = host.rollback("revert_to_sqlite", rollback_confirm="yes", pg_backup_sqlite_path=str(host.base / "nope.db"))
+    assert out.returncode != 0 and "nope.db does not exist" in out.stdout, out.stdout[-3000:]
+    assert host.env_file.read_text() == env_text
+
+
+def test_failed_migration_recreates_an_empty_schema_then_remigrate_restores(host):
+    migrated_rows = sum(host.migrated["row_counts"].values())
+    for run in (1, 2):
+        text = report_of(ok(host.rollback("failed_migration", rollback_confirm="yes")))
+        assert "dropped %s" % host.db in text and "recreated %s" % host.db in text
+        safety = host.manifest(host.dumps()[-1])
+        assert safety["safety"] is True
+        if run == 1:  # the migrated data is kept in the safety backup
+            assert safety["fingerprints"] == host.migrated["fingerprints"]
+        else:
+            assert sum(safety["row_counts"].values()) == 0
+        counts = host.contents()["row_counts"]
+        assert set(counts) == set(host.migrated["row_counts"]) and sum(counts.values()) == 0
+        assert host.sql("SELECT count(*) FROM quant_meta.schema_steps") == [(5,)]
+        assert host.sql("SELECT hypertable_name FROM timescaledb_information.hypertables ORDER BY 1") == [
+            ("factor_scores",), ("ohlcv_data",)]
+        assert host.sql("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()") == [
+            ("quant_owner",)]
+    assert migrated_rows > 0
+    # the runbook's "recreate and retry": migrate again
+    ok(host.rollback("remigrate", rollback_confirm="yes"))
+    assert host.contents() == host.migrated
