@@ -6,7 +6,7 @@ export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export CONTAINERS_CONF := $(CURDIR)/molecule/containers.conf
 
-.PHONY: help deps site check lint unit integration provision-local images molecule test bench
+.PHONY: help deps site check lint unit integration test-faults provision-local images molecule test bench
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -31,6 +31,9 @@ provision-local:  ## PostgreSQL 15 + TimescaleDB on this machine via the roles
 
 integration:  ## tests against throw-away PostgreSQL clusters
 	$(VENV)/pytest -q -m integration tests/integration
+
+test-faults:  ## fault suite (hostile input, kill -9/restarts, secrets, load) + summary table; needs provision-local
+	scripts/test-faults
 
 images:  ## build (or reuse) the Debian 12/13 systemd images for molecule
 	scripts/build-images.sh bookworm trixie

@@ -390,10 +390,10 @@ class TableWriter:
             conflicted = [r[0] for r in cur.fetchall()]
         if conflicted:
             self._handle_conflicts(cur, batch, conflicted, line_of)
-        rest = sql.SQL("NOT ({} = ANY(%s))").format(sql.Identifier(STAGE_ROWID))
+        rest = sql.SQL("NOT ({} = ANY({}))").format(sql.Identifier(STAGE_ROWID), sql.Literal(conflicted))
         cur.execute("SAVEPOINT sqlite_migrate_rest")
         try:
-            cur.execute(self._insert_from_stage(rest), (conflicted,))
+            cur.execute(self._insert_from_stage(rest))
             batch.copied += cur.rowcount
             cur.execute("RELEASE SAVEPOINT sqlite_migrate_rest")
         except psycopg2.Error:
@@ -415,8 +415,8 @@ class TableWriter:
                                       "value": self.plan.describe_record(line_of[rowid]),
                                       "reason": "duplicate: %s (on_conflict=%s)" % (reason_key, self.on_conflict)})
         if self.on_conflict == "update":
-            where = sql.SQL("{} = ANY(%s)").format(sql.Identifier(STAGE_ROWID))
-            cur.execute(self._insert_from_stage(where, upsert=True), (rowids,))
+            where = sql.SQL("{} = ANY({})").format(sql.Identifier(STAGE_ROWID), sql.Literal(rowids))
+            cur.execute(self._insert_from_stage(where, upsert=True))
 
     def _classify_pg_error(self, batch, rowid, exc, line):
         if getattr(exc, "pgcode", None) == UNIQUE_VIOLATION and self.on_conflict != "error":
@@ -435,20 +435,20 @@ class TableWriter:
         return kind
 
     def _row_by_row_stage(self, cur, batch, rowids, line_of):
-        one = sql.SQL("{} = %s").format(sql.Identifier(STAGE_ROWID))
-        insert = self._insert_from_stage(one)
-        upsert = self._insert_from_stage(one, upsert=True) if self.on_conflict == "update" else None
         for rowid in rowids:
+            one = sql.SQL("{} = {}").format(sql.Identifier(STAGE_ROWID), sql.Literal(rowid))
+            insert = self._insert_from_stage(one)
+            upsert = self._insert_from_stage(one, upsert=True) if self.on_conflict == "update" else None
             cur.execute("SAVEPOINT sqlite_migrate_row")
             try:
-                cur.execute(insert, (rowid,))
+                cur.execute(insert)
                 batch.copied += 1
                 cur.execute("RELEASE SAVEPOINT sqlite_migrate_row")
             except psycopg2.Error as exc:
                 cur.execute("ROLLBACK TO SAVEPOINT sqlite_migrate_row")
                 kind = self._classify_pg_error(batch, rowid, exc, line_of[rowid])
                 if kind == "duplicate" and upsert is not None:
-                    cur.execute(upsert, (rowid,))
+                    cur.execute(upsert)
 
     def _row_by_row_copy(self, cur, batch, entries):
         for rowid, line in entries:

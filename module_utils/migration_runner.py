@@ -135,13 +135,17 @@ class Migration:
     # -- run ----------------------------------------------------------------------------
 
     def run(self):
-        self.prepare()
         try:
+            self.prepare()
             if self.check_mode:
                 for plan in self.plans:
                     self.dry_run_table(plan)
             else:
                 self.real_run()
+        except psycopg2.Error as exc:  # a statement no step above explains (e.g. the server went away)
+            if self.conn is not None:
+                self.rollback()
+            raise MigrationError("talking to PostgreSQL: %s" % self.pg_error(exc), self.result) from None
         finally:
             self.close()
         self.result["total_copied"] = sum(t["copied_rows"] for t in self.result["tables"].values())
@@ -177,13 +181,35 @@ class Migration:
             try:
                 self.load_table(plan)
             except psycopg2.Error as exc:
-                self.conn.rollback()
+                self.rollback()
                 raise MigrationError("loading table %s into %s: %s" % (
-                    plan.source_table, plan.target_display, _pg_msg(exc)), self.result) from None
+                    plan.source_table, plan.target_display, self.pg_error(exc)), self.result) from None
             except SourceError as exc:
-                self.conn.rollback()
+                self.rollback()
                 raise MigrationError(str(exc), self.result) from None
-        self.write_rejects_file()
+        try:
+            self.write_rejects_file()
+        except psycopg2.Error as exc:
+            self.rollback()
+            raise MigrationError("writing the rejects file from quant_meta.migration_rejects: %s"
+                                 % self.pg_error(exc), self.result) from None
+
+    def rollback(self):
+        """Roll back after an error; a connection the server already closed has nothing to roll back
+        (the server did), and raising here would hide the error that brought us here."""
+        try:
+            self.conn.rollback()
+        except psycopg2.Error:
+            pass
+
+    def pg_error(self, exc):
+        """The PostgreSQL error in one line; a lost connection says so and how to continue."""
+        text = _pg_msg(exc)
+        if self.conn is not None and self.conn.closed:
+            text = "lost the connection to PostgreSQL (%s); %s" % (
+                text, "nothing was changed: rerun" if self.check_mode
+                else "every committed batch is kept: rerun with resume: true to continue")
+        return text
 
     def truncate(self):
         idents = [plan.target.ident for plan in self.plans]
@@ -192,8 +218,8 @@ class Migration:
             try:
                 cur.execute(query)
             except psycopg2.Error as exc:
-                self.conn.rollback()
-                raise MigrationError("truncating the target tables: %s" % _pg_msg(exc), self.result) from None
+                self.rollback()
+                raise MigrationError("truncating the target tables: %s" % self.pg_error(exc), self.result) from None
             reset_tables(cur, [p.source_table for p in self.plans])
             self.queries.append(query.as_string(cur))
         self.conn.commit()

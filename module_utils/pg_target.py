@@ -151,7 +151,9 @@ def sync_sequences(cur, table, executed):
         seq = cur.fetchone()[0]
         if not seq:
             continue
-        query = sql.SQL("SELECT setval(%s::regclass, m, true) FROM (SELECT max({}) AS m FROM {}) s "
-                        "WHERE m IS NOT NULL").format(sql.Identifier(col), table.ident)
-        cur.execute(query, (seq,))
+        # seq as a Literal, not a %s parameter: psycopg2 would read a '%' in the
+        # (hostile) table or column name as a placeholder and fail with IndexError.
+        query = sql.SQL("SELECT setval({}::regclass, m, true) FROM (SELECT max({}) AS m FROM {}) s "
+                        "WHERE m IS NOT NULL").format(sql.Literal(seq), sql.Identifier(col), table.ident)
+        cur.execute(query)
         executed.append("setval(%s, max(%s))" % (seq, col))

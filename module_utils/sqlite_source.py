@@ -19,6 +19,7 @@ import stat
 from urllib.parse import quote
 
 SQLITE_HEADER = b"SQLite format 3\x00"
+LOCK_WAIT_SECONDS = 5  # sqlite3's default busy timeout, stated in the locked-file message
 
 
 class SourceError(Exception):
@@ -70,7 +71,7 @@ class SqliteSource:
         self.mtime_ns = st.st_mtime_ns
         uri = "file:%s?mode=ro" % quote(os.path.abspath(path))
         try:
-            self.conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            self.conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=LOCK_WAIT_SECONDS)
             self.conn.text_factory = bytes
             rows = self.conn.execute(
                 "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name").fetchall()
@@ -79,6 +80,17 @@ class SqliteSource:
                 if not result or result[0] not in (b"ok", "ok"):
                     raise SourceError("source SQLite file %s is corrupt: quick_check reports %r" % (path, result))
         except sqlite3.DatabaseError as exc:
+            self._close_quietly()
+            if _is_locked(exc):
+                raise SourceError("source SQLite file %s is locked by another process (a writer holds it for more "
+                                  "than %d s); stop the application writing to it, or migrate a copy: %s"
+                                  % (path, LOCK_WAIT_SECONDS, exc)) from None
+            # sqlite_errorname needs Python 3.11; older ones only have the message
+            if getattr(exc, "sqlite_errorname", "") == "SQLITE_READONLY_ROLLBACK" or "readonly database" in str(exc):
+                raise SourceError("source SQLite file %s has a hot journal (%s-journal): a writer stopped in the "
+                                  "middle of a transaction and SQLite must roll it back before the file can be read, "
+                                  "which this read-only migration never does; open the file once with the "
+                                  "application or sqlite3 (as its owner) and rerun" % (path, path)) from None
             raise SourceError("source SQLite file %s is corrupt or not a database: %s" % (path, exc)) from None
         self._schema = [tuple(_s(v) for v in row) for row in rows]
         self._columns = {}
@@ -189,6 +201,19 @@ class SqliteSource:
 
     def close(self):
         self.conn.close()
+
+    def _close_quietly(self):
+        if getattr(self, "conn", None) is not None:
+            try:
+                self.conn.close()
+            except sqlite3.Error:
+                pass
+
+
+def _is_locked(exc):
+    """SQLITE_BUSY / SQLITE_LOCKED: another connection holds a lock that blocks reading."""
+    code = getattr(exc, "sqlite_errorname", "")
+    return code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in str(exc) or "busy" in str(exc)
 
 
 def _s(value):

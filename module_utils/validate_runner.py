@@ -20,9 +20,32 @@ from ansible.module_utils.sqlite_source import SourceError, open_source
 from ansible.module_utils.validate_checks import CATEGORIES, Results, failure_message
 from ansible.module_utils.value_convert import Options
 
+try:
+    import psycopg2
+except ImportError:  # pragma: no cover - the module reports missing psycopg2 first
+    psycopg2 = None
+
 
 class ValidationError(Exception):
     """Bad input: the whole validation cannot run (message names the input)."""
+
+
+def lost_connection(exc):
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return ("lost the connection to PostgreSQL during the checks (%s); nothing was changed: rerun the "
+            "validation when the server is back" % text)
+
+
+def _after_error(conn, exc):
+    """Roll back after a failed check. When the connection is gone no further check can run: stop with
+    one clear line (rolling back a closed connection would raise and hide the reason)."""
+    try:
+        if not conn.closed:
+            conn.rollback()
+    except psycopg2.Error:
+        pass
+    if conn.closed:
+        raise ValidationError(lost_connection(exc)) from None
 
 
 def parse_mapping(mapping):
@@ -78,7 +101,7 @@ def _plans(ctx, cur, source):
             if source is not None:
                 plans[table] = build_plan(table, spec, source, target, Options(), lookups)
         except (MappingError, TargetError, SourceError) as exc:
-            cur.connection.rollback()
+            _after_error(cur.connection, exc)
             ctx.results.add("mapping %s" % table, "content", "critical", False, str(exc), table)
     return plans, targets
 
@@ -88,7 +111,7 @@ def _guard(ctx, name, category, severity, fn, *args, table=None):
     try:
         fn(*args)
     except Exception as exc:
-        args[1].connection.rollback()
+        _after_error(args[1].connection, exc)
         ctx.results.error(name, category, severity, exc, table)
 
 
@@ -146,7 +169,7 @@ def run(params, check_mode=False):
                                                 source_result=worker.get(job.source_table),
                                                 max_differences=params.get("max_differences") or 10)
                 except Exception as exc:
-                    conn.rollback()
+                    _after_error(conn, exc)
                     results.error("content %s" % job.source_table, "content", "critical", exc, job.source_table)
         timings["content"] = time.monotonic() - mark
         mark = time.monotonic()
@@ -161,6 +184,10 @@ def run(params, check_mode=False):
             pg_health.run_all(results, cur)
         timings["health"] = time.monotonic() - mark
         conn.rollback()
+    except psycopg2.Error as exc:  # outside the guarded checks: only a lost connection is expected here
+        if conn.closed:
+            raise ValidationError(lost_connection(exc)) from None
+        raise
     finally:
         if worker is not None:
             worker.close()

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Run every test of the project, from a fresh Debian 12 machine:
 #   bootstrap -> lint -> unit -> provision localhost with our own roles ->
-#   integration (throw-away clusters) -> molecule scenarios (podman).
+#   integration (throw-away clusters) -> faults (hostile input, kill -9, secrets
+#   of the main job on this machine, read load; scripts/test-faults) -> molecule
+#   scenarios (podman).
 # Each stage prints its duration; the first failing stage stops the run.
 #
 #   scripts/test.sh                 # everything
@@ -15,7 +17,7 @@ export ANSIBLE_CONFIG="$root/ansible.cfg"
 export CONTAINERS_CONF="$root/molecule/containers.conf"
 export PYTHONDONTWRITEBYTECODE=1
 
-stages="${STAGES:-bootstrap lint unit provision integration molecule}"
+stages="${STAGES:-bootstrap lint unit provision integration faults molecule}"
 scenarios="${MOLECULE_SCENARIOS:-$(cat molecule/ORDER)}"
 
 stage_bootstrap() { scripts/bootstrap.sh --test; }
@@ -27,6 +29,7 @@ stage_provision() {
   ansible-playbook -i inventories/dev playbooks/provision.yml
 }
 stage_integration() { pytest -q -p no:cacheprovider -m integration tests/integration; }
+stage_faults() { scripts/test-faults; }
 stage_molecule() {
   scripts/build-images.sh bookworm trixie
   for s in $scenarios; do
