@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import struct
 import time
+from operator import itemgetter
 
 from ansible.module_utils.migration_mapping import explain_row
 from ansible.module_utils.migration_state import advance_checkpoint, insert_rejects
@@ -82,7 +83,10 @@ class RowFeeder:
         self.old_keys = {}
         self.refs = []
         for ref in plan.references:
-            self.refs.append(([targets.index(c) for c in ref["target_columns"]], ref["keys"], ref))
+            pos = [targets.index(c) for c in ref["target_columns"]]
+            self.refs.append((tuple_getter(pos), ref["keys"], pos, ref))
+        self.key_of = tuple_getter(self.key_pos) if self.key_pos else None
+        self.group_of = tuple_getter(self.group_pos) if self.group_pos else None
         self.consumed = 0
 
     def _key_text(self, key):
@@ -98,18 +102,20 @@ class RowFeeder:
         binary = self.plan.binary
         field_count = self.plan.field_count if binary else None
         joiner = b"".join if binary else "".join
-        key_pos = self.key_pos
-        group_pos = self.group_pos
+        key_of = self.key_of
+        group_of = self.group_of
         refs = self.refs
         rowids = batch.rowids
         lines = batch.lines
         bkeys = batch.keys
+        current_group = self.group
+        old_keys = self.old_keys
         pending = []
         count = 0
+        rowid = None
         for row in self.rows:
             count += 1
             rowid = row[0]
-            batch.last_rowid = rowid
             try:
                 fields = convert_row(row)
             except Exception:  # every failure becomes a reject with its reason
@@ -120,8 +126,8 @@ class RowFeeder:
                 continue
             if refs:
                 bad = None
-                for pos, keyset, ref in refs:
-                    if tuple(fields[p] for p in pos) not in keyset:
+                for ref_of, keyset, pos, ref in refs:
+                    if ref_of(fields) not in keyset:
                         bad = (pos, ref)
                         break
                 if bad is not None:
@@ -134,14 +140,14 @@ class RowFeeder:
                         break
                     continue
             line = field_count + b"".join(fields) if binary else "\t".join(fields) + "\n"
-            if key_pos:
-                if group_pos:
-                    group = tuple(row[p] for p in group_pos)
-                    if group != self.group:
-                        self.group = group
-                        self.old_keys = {}
-                key = tuple(fields[p] for p in key_pos)
-                if key in bkeys or key in self.old_keys:
+            if key_of is not None:
+                if group_of is not None:
+                    group = group_of(row)
+                    if group != current_group:
+                        self.group = current_group = group
+                        self.old_keys = old_keys = {}
+                key = key_of(fields)
+                if key in bkeys or key in old_keys:
                     if self._duplicate(batch, key, rowid, line):
                         pending = None  # a line in the batch was replaced: rebuild the stream text
                     if count >= limit:
@@ -153,12 +159,15 @@ class RowFeeder:
             if pending is not None:
                 pending.append(line)
                 if len(pending) >= 256:
+                    batch.last_rowid = rowid
                     yield joiner(pending)
                     pending = []
             if count >= limit:
                 break
         else:
             self.exhausted = True
+        if count:
+            batch.last_rowid = rowid
         self.consumed += count
         if pending is None:
             raise _Replaced()
@@ -212,6 +221,14 @@ class RowFeeder:
         rowids = batch.rowids
         for key, pos in batch.keys.items():
             self.old_keys[key] = rowids[pos]
+
+
+def tuple_getter(positions):
+    """itemgetter that always returns a tuple (itemgetter(i) alone returns the bare item)."""
+    if len(positions) == 1:
+        (pos,) = positions
+        return lambda seq: (seq[pos],)
+    return itemgetter(*positions)
 
 
 class _Replaced(Exception):

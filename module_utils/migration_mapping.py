@@ -387,6 +387,10 @@ def compile_row_converter(plan):
                 lines.append("    if v is None:")
                 lines.append("        v = derive(row, d%d)" % i)
         call = "c%d(v)" % i
+        cache = None
+        if getattr(pc.converter, "cache", None) is not None:
+            cache = "m%d" % i
+            env[cache] = pc.converter.cache
         if plan.binary and pc.base == "float8" and not pc.transforms:
             call = "(pd(8, v) if v.__class__ is float else c%d(v))" % i
         elif plan.binary and pc.base in sizes and not pc.transforms:
@@ -395,9 +399,14 @@ def compile_row_converter(plan):
         if pc.not_null:
             lines.append("    if v is None:")
             lines.append("        raise ConversionError('NULL in NOT NULL column')")
-            lines.append("    %s = %s" % (var, call))
+            _assign(lines, "    ", var, call, cache)
             lines.append("    if %s is %s:" % (var, empty))
             lines.append("        raise ConversionError('empty value in NOT NULL column')")
+        elif cache is not None:
+            lines.append("    if v is None:")
+            lines.append("        %s = NULL" % var)
+            lines.append("    else:")
+            _assign(lines, "        ", var, call, cache)
         else:
             lines.append("    %s = NULL if v is None else %s" % (var, call))
             if not plan.binary:
@@ -407,6 +416,18 @@ def compile_row_converter(plan):
     code = "\n".join(lines) + "\n"
     exec(compile(code, "<sqlite_migrate row converter %s>" % plan.source_table, "exec"), env)
     return env["convert_row"]
+
+
+def _assign(lines, indent, var, call, cache=None):
+    """var = call(v), looking the value up in the converter's cache (named `cache` in the
+    generated code) first: a dict lookup inline is several times cheaper than calling the
+    caching wrapper."""
+    if cache is None:
+        lines.append("%s%s = %s" % (indent, var, call))
+        return
+    lines.append("%s%s = %s.get(v)" % (indent, var, cache))
+    lines.append("%sif %s is None:" % (indent, var))
+    lines.append("%s    %s = %s" % (indent, var, call))
 
 
 def explain_row(plan, row):

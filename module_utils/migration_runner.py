@@ -12,6 +12,7 @@ import uuid
 
 from ansible.module_utils.atomic_file import atomic_text_file
 from ansible.module_utils.copy_engine import RowFeeder, TableWriter, check_batch
+from ansible.module_utils.index_build import build_indexes
 from ansible.module_utils.migration_mapping import MappingError, build_plan, table_order
 from ansible.module_utils.migration_state import (
     LockBusy,
@@ -316,13 +317,21 @@ class Migration:
                                                                         total_seconds))
 
     def rebuild_indexes(self, plan):
+        """Recreate the indexes dropped for the load (those still missing), then forget them."""
         with self.conn.cursor() as cur:
-            for idx_name, definition in dropped_indexes(cur, plan.source_table):
+            dropped = dropped_indexes(cur, plan.source_table)
+            missing = []
+            for idx_name, definition in dropped:
                 cur.execute("SELECT to_regclass(%s)", (sql.Identifier(plan.target.schema, idx_name).as_string(cur),))
                 if cur.fetchone()[0] is None:
-                    cur.execute("SET maintenance_work_mem = '256MB'")
-                    cur.execute(definition)
-                    self.queries.append(definition)
+                    missing.append(definition)
+        self.conn.commit()
+        if not dropped:
+            return
+        build_indexes(self.conn, self.params, missing)
+        self.queries.extend(missing)
+        with self.conn.cursor() as cur:
+            for idx_name, _definition in dropped:
                 forget_dropped_index(cur, plan.source_table, idx_name)
         self.conn.commit()
 

@@ -592,8 +592,14 @@ def binary_supported(tt):
     return tt.base in BINARY_TYPES
 
 
-def _cached(fn):
-    """Memoise a converter on the raw value (dates/timestamps repeat a lot); errors are not cached."""
+def _cached(fn, cacheable=None):
+    """Memoise a converter on the raw value (dates, timestamps, tickers repeat a lot).
+
+    Errors are not cached. ``conv.cache`` is exposed so the generated row
+    converter (migration_mapping.compile_row_converter) can look values up
+    inline, without a Python call per column. cacheable(value) limits what is
+    stored (long texts are not worth keeping).
+    """
     cache = {}
 
     def conv(value):
@@ -604,11 +610,16 @@ def _cached(fn):
         except TypeError:
             return fn(value)
         out = fn(value)
-        if len(cache) < _CACHE_LIMIT:
+        if len(cache) < _CACHE_LIMIT and (cacheable is None or cacheable(value)):
             cache[value] = out
         return out
 
+    conv.cache = cache
     return conv
+
+
+def _short_text(value):
+    return value.__class__ in (bytes, str) and len(value) <= 32
 
 
 def _ts_micros(text, with_zone):
@@ -646,9 +657,8 @@ def make_binary_converter(tt, options=None):
                 raise ConversionError("contains a NUL character, which PostgreSQL text cannot store")
             return _PACK_LEN(len(value)) + value
 
-        # short repeated values (tickers, regions, codes) hit the cache; long texts skip it
-        cached = _cached(conv_text)
-        return lambda value: cached(value) if value.__class__ is bytes and len(value) <= 32 else conv_text(value)
+        # short repeated values (tickers, regions, codes) are cached; long texts are not kept
+        return _cached(conv_text, _short_text)
     text_conv = make_converter(tt, options)
     if base == "float8":
         def conv_f8(value):
