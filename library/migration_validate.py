@@ -161,12 +161,7 @@ report_path:
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.quant_postgres import (
-    HAS_PSYCOPG2,
-    ConnectionFailure,
-    env_fallback_password,
-    postgres_common_argument_spec,
-)
+from ansible.module_utils.quant_postgres import module_params, postgres_common_argument_spec, run_or_fail
 
 try:
     from ansible.module_utils.fingerprint import HAS_NUMPY
@@ -203,19 +198,11 @@ def argument_spec():
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    if not HAS_PSYCOPG2:
-        module.fail_json(msg=missing_required_lib("psycopg2"))
+    params = module_params(module)
     if not HAS_NUMPY or run is None:
         module.fail_json(msg=missing_required_lib("numpy"), exception=IMPORT_ERROR)
-    params = env_fallback_password(dict(module.params))
-    try:
-        result = run(params, check_mode=module.check_mode)
-    except ValidationError as exc:
-        module.fail_json(msg="migration validation: %s" % exc)
-    except ConnectionFailure as exc:
-        module.fail_json(msg="migration validation: %s" % exc)
-    except Exception as exc:
-        module.fail_json(msg="migration validation: unexpected error: %s" % exc, exception=traceback.format_exc())
+    result = run_or_fail(module, "migration validation", lambda: run(params, check_mode=module.check_mode),
+                         expected=(ValidationError,))
     if result["summary"]["critical_failures"]:
         module.fail_json(changed=False, **result)
     module.exit_json(changed=False, **result)

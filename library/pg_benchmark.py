@@ -122,16 +122,10 @@ seconds:
   type: float
 """
 
-import traceback
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.pg_bench import BenchmarkError, run
-from ansible.module_utils.quant_postgres import (
-    HAS_PSYCOPG2,
-    ConnectionFailure,
-    env_fallback_password,
-    postgres_common_argument_spec,
-)
+from ansible.module_utils.quant_postgres import module_params, postgres_common_argument_spec, run_or_fail
 
 
 def argument_spec():
@@ -156,17 +150,8 @@ def argument_spec():
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    if not HAS_PSYCOPG2:
-        module.fail_json(msg=missing_required_lib("psycopg2"))
-    params = env_fallback_password(dict(module.params))
-    try:
-        result = run(params)
-    except BenchmarkError as exc:
-        module.fail_json(msg="benchmark: %s" % exc)
-    except ConnectionFailure as exc:
-        module.fail_json(msg="benchmark: %s" % exc)
-    except Exception as exc:
-        module.fail_json(msg="benchmark: unexpected error: %s" % exc, exception=traceback.format_exc())
+    params = module_params(module)
+    result = run_or_fail(module, "benchmark", lambda: run(params), expected=(BenchmarkError,))
     bad = [r["name"] for r in result["results"] if not r["passed"]]
     if module.params["fail_on_failure"] and bad:
         module.fail_json(msg="benchmark: %d query(ies) failed or missed the target: %s" % (len(bad), ", ".join(bad)),

@@ -79,16 +79,9 @@ recorded:
   elements: int
 """
 
-import traceback
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.quant_postgres import (
-    HAS_PSYCOPG2,
-    PSYCOPG2_IMPORT_ERROR,
-    ConnectionFailure,
-    env_fallback_password,
-    postgres_common_argument_spec,
-)
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.quant_postgres import module_params, postgres_common_argument_spec, run_or_fail
 from ansible.module_utils.schema_steps import SchemaStepError, run
 
 
@@ -103,16 +96,11 @@ def main():
         session_role=dict(type="str"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not HAS_PSYCOPG2:
-        module.fail_json(msg=missing_required_lib("psycopg2"), exception=str(PSYCOPG2_IMPORT_ERROR))
-    params = env_fallback_password(dict(module.params))
-    try:
-        result = run(params, module.params["steps"], check_mode=module.check_mode,
-                     session_role=module.params["session_role"])
-    except (ConnectionFailure, SchemaStepError) as exc:
-        module.fail_json(msg="applying schema steps: %s" % exc)
-    except Exception as exc:  # an unexpected driver error: keep the traceback for -vvv
-        module.fail_json(msg="applying schema steps: %s" % exc, exception=traceback.format_exc())
+    params = module_params(module)
+    result = run_or_fail(module, "applying schema steps",
+                         lambda: run(params, params["steps"], check_mode=module.check_mode,
+                                     session_role=params["session_role"]),
+                         expected=(SchemaStepError,))
     module.exit_json(**result)
 
 

@@ -201,10 +201,9 @@ queries:
   elements: str
 """
 
-import traceback
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.quant_postgres import HAS_PSYCOPG2, PSYCOPG2_IMPORT_ERROR, postgres_common_argument_spec
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.quant_postgres import module_params, postgres_common_argument_spec, run_or_fail
 
 try:
     from ansible.module_utils.migration_runner import MigrationError, run_migration
@@ -238,19 +237,13 @@ def argument_spec():
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    if not HAS_PSYCOPG2:
-        module.fail_json(msg=missing_required_lib("psycopg2"), exception=str(PSYCOPG2_IMPORT_ERROR))
+    module_params(module)  # fails first when psycopg2 is missing
     if module.params["batch_rows"] < 1:
         module.fail_json(msg="checking parameters: batch_rows must be at least 1")
     if not 0 <= module.params["max_reject_ratio"] <= 1:
         module.fail_json(msg="checking parameters: max_reject_ratio must be between 0 and 1")
-    try:
-        result = run_migration(module.params, check_mode=module.check_mode)
-    except MigrationError as exc:
-        module.fail_json(msg="sqlite_migrate: %s" % exc, **exc.result)
-    except Exception as exc:  # unexpected: still one clear line plus the traceback
-        module.fail_json(msg="sqlite_migrate: unexpected error: %s: %s" % (type(exc).__name__, exc),
-                         exception=traceback.format_exc())
+    result = run_or_fail(module, "sqlite_migrate", lambda: run_migration(module.params, check_mode=module.check_mode),
+                         expected=(MigrationError,))
     module.exit_json(**result)
 
 

@@ -125,3 +125,33 @@ def env_fallback_password(params):
     if not params.get("login_password") and os.environ.get("PGPASSWORD"):
         params["login_password"] = os.environ["PGPASSWORD"]
     return params
+
+
+def module_params(module):
+    """The module's parameters, failing first when psycopg2 is missing; PGPASSWORD honoured."""
+    if not HAS_PSYCOPG2:
+        from ansible.module_utils.basic import missing_required_lib
+
+        module.fail_json(msg=missing_required_lib("psycopg2"), exception=str(PSYCOPG2_IMPORT_ERROR))
+    return env_fallback_password(dict(module.params))
+
+
+def run_or_fail(module, what, fn, expected=()):
+    """Return fn(); a failure ends the module with one line that starts with `what`.
+
+    Expected errors (ConnectionFailure plus `expected`) are the message
+    alone; an error carrying a partial result (``exc.result``, e.g. the tables
+    a migration finished before failing) returns it too. Anything else is a
+    bug or an unforeseen driver error: the type is named and the traceback is
+    kept for -vvv.
+    """
+    try:
+        return fn()
+    except (ConnectionFailure, *expected) as exc:
+        module.fail_json(msg="%s: %s" % (what, exc), **(getattr(exc, "result", None) or {}))
+    except Exception as exc:
+        import traceback
+
+        module.fail_json(msg="%s: unexpected error: %s: %s" % (what, type(exc).__name__, exc),
+                         exception=traceback.format_exc())
+    return None  # fail_json exits; reached only with a test double
