@@ -26,7 +26,7 @@ for extra in (ROOT / "library", ROOT / "tests"):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
 
-from pgcluster import PG_VERSION, ClusterError, PgServer, start_cluster, stop_cluster, timescaledb_available  # noqa: E402
+from pgcluster import PG_VERSION, PgServer, cluster_fixture, timescaledb_available  # noqa: E402
 
 __all__ = ["PG_VERSION", "PgServer", "timescaledb_available"]
 
@@ -34,14 +34,7 @@ __all__ = ["PG_VERSION", "PgServer", "timescaledb_available"]
 @pytest.fixture(scope="session")
 def pg_server():
     """A throw-away PostgreSQL cluster for the whole test session."""
-    try:
-        server = start_cluster()
-    except ClusterError as exc:
-        pytest.fail(str(exc))
-    try:
-        yield server
-    finally:
-        stop_cluster(server)
+    yield from cluster_fixture()
 
 
 @pytest.fixture

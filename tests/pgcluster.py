@@ -14,6 +14,7 @@ import socket
 import subprocess
 import tempfile
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,3 +146,24 @@ def stop_cluster(server):
     except subprocess.CalledProcessError:
         pass
     shutil.rmtree(getattr(server, "base", server.datadir.parent), ignore_errors=True)
+
+
+@contextmanager
+def running_cluster(extra_conf=""):
+    """start_cluster() for the duration of a with-block; always removed afterwards."""
+    server = start_cluster(extra_conf)
+    try:
+        yield server
+    finally:
+        stop_cluster(server)
+
+
+def cluster_fixture():
+    """Body of a pytest fixture: yields a running cluster, or fails the test with the reason."""
+    import pytest
+
+    try:
+        with running_cluster() as server:
+            yield server
+    except ClusterError as exc:
+        pytest.fail(str(exc))

@@ -40,7 +40,7 @@ from faultlib import (
     validate,
     wait_until,
 )
-from pgcluster import ClusterError, _free_port, start_cluster, stop_cluster
+from pgcluster import _free_port, cluster_fixture
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
@@ -79,14 +79,7 @@ def reference(pg_server, sample):
 @pytest.fixture(scope="module")
 def own_cluster():
     """A dedicated throw-away cluster: these tests restart it (never the shared pg_server)."""
-    try:
-        server = start_cluster()
-    except ClusterError as exc:
-        pytest.fail(str(exc))
-    try:
-        yield server
-    finally:
-        stop_cluster(server)
+    yield from cluster_fixture()
 
 
 def final_state(server, db, src, reference):
