@@ -237,12 +237,12 @@ def argument_spec():
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    module_params(module)  # fails first when psycopg2 is missing
-    if module.params["batch_rows"] < 1:
+    params = module_params(module)
+    if params["batch_rows"] < 1:
         module.fail_json(msg="checking parameters: batch_rows must be at least 1")
-    if not 0 <= module.params["max_reject_ratio"] <= 1:
+    if not 0 <= params["max_reject_ratio"] <= 1:
         module.fail_json(msg="checking parameters: max_reject_ratio must be between 0 and 1")
-    result = run_or_fail(module, "sqlite_migrate", lambda: run_migration(module.params, check_mode=module.check_mode),
+    result = run_or_fail(module, "sqlite_migrate", lambda: run_migration(params, check_mode=module.check_mode),
                          expected=(MigrationError,))
     module.exit_json(**result)
 

@@ -11,8 +11,9 @@ caller sees which indexes exist and rebuilds only the missing ones.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from queue import SimpleQueue
 
-from ansible.module_utils.quant_postgres import ConnectionFailure, connect
+from ansible.module_utils.quant_postgres import ConnectionFailure, connect, rollback_quietly
 
 # Two builders: enough to use a second core, few enough that maintenance_work_mem
 # (per builder) stays modest on a laptop.
@@ -27,12 +28,17 @@ def _build(conn, definition):
     conn.commit()
 
 
-def _build_on_new_connection(params, definition):
-    conn = connect(params)
+def _open_builders(params, count):
+    """count extra connections, or [] when they cannot be opened (the caller then builds alone)."""
+    conns = []
     try:
-        _build(conn, definition)
-    finally:
-        conn.close()
+        for _ in range(count):
+            conns.append(connect(params))
+    except ConnectionFailure:
+        for conn in conns:
+            conn.close()
+        return []
+    return conns
 
 
 def build_indexes(conn, params, definitions, workers=WORKERS):
@@ -42,16 +48,29 @@ def build_indexes(conn, params, definitions, workers=WORKERS):
     cannot be opened, the statements run one after another on conn.
     """
     definitions = list(definitions)
-    if len(definitions) > 1 and workers > 1:
+    builders = _open_builders(params, min(workers, len(definitions))) if len(definitions) > 1 else []
+    if not builders:
+        for definition in definitions:
+            _build(conn, definition)
+        return
+    idle = SimpleQueue()  # each task borrows a connection no other task is using
+    for builder in builders:
+        idle.put(builder)
+
+    def build(definition):
+        builder = idle.get()
         try:
-            probe = connect(params)
-        except ConnectionFailure:
-            probe = None
-        if probe is not None:
-            probe.close()
-            with ThreadPoolExecutor(max_workers=min(workers, len(definitions))) as pool:
-                for future in [pool.submit(_build_on_new_connection, params, d) for d in definitions]:
-                    future.result()
-            return
-    for definition in definitions:
-        _build(conn, definition)
+            _build(builder, definition)
+        except Exception:
+            rollback_quietly(builder)  # the next task on this connection starts clean
+            raise
+        finally:
+            idle.put(builder)
+
+    try:
+        with ThreadPoolExecutor(max_workers=len(builders)) as pool:
+            for future in [pool.submit(build, d) for d in definitions]:
+                future.result()
+    finally:
+        for builder in builders:
+            builder.close()

@@ -29,7 +29,7 @@ from ansible.module_utils.migration_state import (
     start_checkpoint,
 )
 from ansible.module_utils.pg_target import TargetError, count_rows_exist, droppable_indexes, load_table, sync_sequences
-from ansible.module_utils.quant_postgres import ConnectionFailure, connect
+from ansible.module_utils.quant_postgres import ConnectionFailure, connect, rollback_quietly
 from ansible.module_utils.sqlite_source import SourceError, open_source
 from ansible.module_utils.value_convert import Options
 
@@ -145,7 +145,7 @@ class Migration:
                 self.real_run()
         except psycopg2.Error as exc:  # a statement no step above explains (e.g. the server went away)
             if self.conn is not None:
-                self.rollback()
+                rollback_quietly(self.conn)
             raise MigrationError("talking to PostgreSQL: %s" % self.pg_error(exc), self.result) from None
         finally:
             self.close()
@@ -182,26 +182,18 @@ class Migration:
             try:
                 self.load_table(plan)
             except psycopg2.Error as exc:
-                self.rollback()
+                rollback_quietly(self.conn)
                 raise MigrationError("loading table %s into %s: %s" % (
                     plan.source_table, plan.target_display, self.pg_error(exc)), self.result) from None
             except SourceError as exc:
-                self.rollback()
+                rollback_quietly(self.conn)
                 raise MigrationError(str(exc), self.result) from None
         try:
             self.write_rejects_file()
         except psycopg2.Error as exc:
-            self.rollback()
+            rollback_quietly(self.conn)
             raise MigrationError("writing the rejects file from quant_meta.migration_rejects: %s"
                                  % self.pg_error(exc), self.result) from None
-
-    def rollback(self):
-        """Roll back after an error; a connection the server already closed has nothing to roll back
-        (the server did), and raising here would hide the error that brought us here."""
-        try:
-            self.conn.rollback()
-        except psycopg2.Error:
-            pass
 
     def pg_error(self, exc):
         """The PostgreSQL error in one line; a lost connection says so and how to continue."""
@@ -219,7 +211,7 @@ class Migration:
             try:
                 cur.execute(query)
             except psycopg2.Error as exc:
-                self.rollback()
+                rollback_quietly(self.conn)
                 raise MigrationError("truncating the target tables: %s" % self.pg_error(exc), self.result) from None
             reset_tables(cur, [p.source_table for p in self.plans])
             self.queries.append(query.as_string(cur))

@@ -120,6 +120,16 @@ def quote_ident(name):
     return pgsql.Identifier(name)
 
 
+def rollback_quietly(conn):
+    """Roll back after an error. A connection the server already closed has nothing to
+    roll back (the server did), and raising here would hide the error being reported."""
+    try:
+        if not conn.closed:
+            conn.rollback()
+    except psycopg2.Error:
+        pass
+
+
 def env_fallback_password(params):
     """Honour PGPASSWORD like libpq does when no password parameter was given."""
     if not params.get("login_password") and os.environ.get("PGPASSWORD"):

@@ -15,7 +15,7 @@ from ansible.module_utils.atomic_file import atomic_text_file
 from ansible.module_utils.content_compare import SourceFingerprints, TableJob
 from ansible.module_utils.migration_mapping import MappingError, build_plan, table_order
 from ansible.module_utils.pg_target import TargetError, load_table
-from ansible.module_utils.quant_postgres import connect
+from ansible.module_utils.quant_postgres import connect, rollback_quietly
 from ansible.module_utils.sqlite_source import SourceError, open_source
 from ansible.module_utils.validate_checks import CATEGORIES, Results, failure_message
 from ansible.module_utils.value_convert import Options
@@ -39,11 +39,7 @@ def lost_connection(exc):
 def _after_error(conn, exc):
     """Roll back after a failed check. When the connection is gone no further check can run: stop with
     one clear line (rolling back a closed connection would raise and hide the reason)."""
-    try:
-        if not conn.closed:
-            conn.rollback()
-    except psycopg2.Error:
-        pass
+    rollback_quietly(conn)
     if conn.closed:
         raise ValidationError(lost_connection(exc)) from None
 
