@@ -87,7 +87,11 @@ options:
     choices: [auto, never]
     default: auto
   analyze:
-    description: Run ANALYZE on each loaded table.
+    description:
+      - Run ANALYZE on each loaded table.
+      - A TimescaleDB hypertable's chunks are analyzed on two connections when the login user may lower
+        C(log_min_messages) for its session (a superuser, or C(GRANT SET ON PARAMETER)); otherwise, and for plain
+        tables, one ANALYZE runs.
     type: bool
     default: true
   lock_timeout:

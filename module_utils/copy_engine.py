@@ -22,8 +22,10 @@ Design (measured, see scripts/bench-migrate):
 
 from __future__ import annotations
 
+import gc
 import struct
 import time
+from contextlib import contextmanager
 from operator import itemgetter
 
 from ansible.module_utils.migration_mapping import explain_row
@@ -229,6 +231,25 @@ def tuple_getter(positions):
         (pos,) = positions
         return lambda seq: (seq[pos],)
     return itemgetter(*positions)
+
+
+@contextmanager
+def paused_gc():
+    """Keep the cyclic garbage collector off while a table streams.
+
+    Every source row allocates ~30 objects, so generation-0 collections run
+    every few rows and scan the batch's live lists; the row path creates no
+    reference cycles, so they never free anything (measured: 0.65 s of a
+    10 s load of the full sample). Plain reference counting still frees every
+    row as soon as its batch is sent.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class _Replaced(Exception):

@@ -363,6 +363,7 @@ def compile_row_converter(plan):
     """
     env = {"NULL": NULL_BINARY if plan.binary else NULL, "ConversionError": ConversionError,
            "apply_transforms": apply_transforms, "derive": _derive_value, "pd": PACK_FLOAT8}
+    empty_out = NULL_BINARY if plan.binary else None  # what a converter returns for an empty value
     for base, pack in PACK_INT.items():
         env["p_" + base] = pack
     sizes = {"int2": 2, "int4": 4, "int8": 8}
@@ -391,17 +392,19 @@ def compile_row_converter(plan):
         if getattr(pc.converter, "cache", None) is not None:
             cache = "m%d" % i
             env[cache] = pc.converter.cache
-        if plan.binary and pc.base == "float8" and not pc.transforms:
-            call = "(pd(8, v) if v.__class__ is float else c%d(v))" % i
-        elif plan.binary and pc.base in sizes and not pc.transforms:
-            call = "(p_%s(%d, v) if v.__class__ is int else c%d(v))" % (pc.base, sizes[pc.base], i)
-        empty = "NULL" if plan.binary else "None"
+        conv = "c%d" % i
         if pc.not_null:
-            lines.append("    if v is None:")
-            lines.append("        raise ConversionError('NULL in NOT NULL column')")
+            # NOT NULL: the None and empty-value checks move into s<i>, off the common path
+            # (a cache never holds an empty value, a float packed directly cannot be one)
+            conv = "s%d" % i
+            env[conv] = _not_null(pc.converter, empty_out)
+            call = "%s(v)" % conv
+        if plan.binary and pc.base == "float8" and not pc.transforms:
+            call = "(pd(8, v) if v.__class__ is float else %s(v))" % conv
+        elif plan.binary and pc.base in sizes and not pc.transforms:
+            call = "(p_%s(%d, v) if v.__class__ is int else %s(v))" % (pc.base, sizes[pc.base], conv)
+        if pc.not_null:
             _assign(lines, "    ", var, call, cache)
-            lines.append("    if %s is %s:" % (var, empty))
-            lines.append("        raise ConversionError('empty value in NOT NULL column')")
         elif cache is not None:
             lines.append("    if v is None:")
             lines.append("        %s = NULL" % var)
@@ -416,6 +419,18 @@ def compile_row_converter(plan):
     code = "\n".join(lines) + "\n"
     exec(compile(code, "<sqlite_migrate row converter %s>" % plan.source_table, "exec"), env)
     return env["convert_row"]
+
+
+def _not_null(converter, empty_out):
+    """converter for a NOT NULL column: NULL and empty values are conversion errors."""
+    def strict(value):
+        if value is None:
+            raise ConversionError("NULL in NOT NULL column")
+        out = converter(value)
+        if out is empty_out:
+            raise ConversionError("empty value in NOT NULL column")
+        return out
+    return strict
 
 
 def _assign(lines, indent, var, call, cache=None):

@@ -11,7 +11,7 @@ import time
 import uuid
 
 from ansible.module_utils.atomic_file import atomic_text_file
-from ansible.module_utils.copy_engine import RowFeeder, TableWriter, check_batch
+from ansible.module_utils.copy_engine import RowFeeder, TableWriter, check_batch, paused_gc
 from ansible.module_utils.index_build import build_indexes
 from ansible.module_utils.migration_mapping import MappingError, build_plan, table_order
 from ansible.module_utils.migration_state import (
@@ -31,6 +31,7 @@ from ansible.module_utils.migration_state import (
 from ansible.module_utils.pg_target import TargetError, count_rows_exist, droppable_indexes, load_table, sync_sequences
 from ansible.module_utils.quant_postgres import ConnectionFailure, connect, rollback_quietly
 from ansible.module_utils.sqlite_source import SourceError, open_source
+from ansible.module_utils.table_analyze import analyze_table, hypertable_chunks
 from ansible.module_utils.value_convert import Options
 
 try:
@@ -273,15 +274,16 @@ class Migration:
         copied, rejected, duplicates = base
         self.log("%s: loading %d rows into %s%s" % (name, source_rows, plan.target_display,
                                                    " (resuming after %d)" % done_rows if resuming else ""))
-        while True:
-            batch = writer.write_batch(feeder, batch_rows, time.monotonic())
-            if batch is None:
-                break
-            copied += batch.copied
-            rejected += batch.rejected
-            duplicates += batch.duplicates
-            if feeder.exhausted:
-                break
+        with paused_gc():
+            while True:
+                batch = writer.write_batch(feeder, batch_rows, time.monotonic())
+                if batch is None:
+                    break
+                copied += batch.copied
+                rejected += batch.rejected
+                duplicates += batch.duplicates
+                if feeder.exhausted:
+                    break
         seconds = time.monotonic() - started
         self.rebuild_indexes(plan)
         with self.conn.cursor() as cur:
@@ -291,10 +293,14 @@ class Migration:
         if self.params.get("analyze", True):
             old = self.conn.autocommit
             self.conn.autocommit = True
-            with self.conn.cursor() as cur:
-                cur.execute(sql.SQL("ANALYZE {}").format(plan.target.ident))
-            self.conn.autocommit = old
-            self.queries.append("ANALYZE %s" % plan.target_display)
+            try:
+                with self.conn.cursor() as cur:
+                    chunks = hypertable_chunks(cur, plan.target)
+                how = analyze_table(self.conn, self.params, plan.target, chunks)
+            finally:
+                self.conn.autocommit = old
+            self.queries.append("ANALYZE %s%s" % (plan.target_display, " (chunks on two connections)"
+                                                  if how == "parallel" else ""))
         total_seconds = time.monotonic() - started
         res = _table_result(plan, source_rows, copied, rejected, duplicates, total_seconds,
                             "resumed" if resuming else "copied")
@@ -367,18 +373,19 @@ class Migration:
         batch_rows = int(plan.batch_rows or self.params.get("batch_rows") or DEFAULT_BATCH_ROWS)
         copied = rejected = duplicates = 0
         sample = []
-        while True:
-            batch = check_batch(feeder, batch_rows)
-            if batch is None:
-                break
-            copied += batch.copied
-            rejected += batch.rejected
-            duplicates += batch.duplicates
-            for rec in batch.rejects:
-                if len(sample) < SAMPLE_REJECTS:
-                    sample.append(dict(rec, table=name))
-            if feeder.exhausted:
-                break
+        with paused_gc():
+            while True:
+                batch = check_batch(feeder, batch_rows)
+                if batch is None:
+                    break
+                copied += batch.copied
+                rejected += batch.rejected
+                duplicates += batch.duplicates
+                for rec in batch.rejects:
+                    if len(sample) < SAMPLE_REJECTS:
+                        sample.append(dict(rec, table=name))
+                if feeder.exhausted:
+                    break
         cp = None
         try:
             cp = get_checkpoint(self.conn, name)

@@ -19,6 +19,7 @@ import stat
 from urllib.parse import quote
 
 SQLITE_HEADER = b"SQLite format 3\x00"
+SORTER_THREADS = 2
 LOCK_WAIT_SECONDS = 5  # sqlite3's default busy timeout, stated in the locked-file message
 
 
@@ -152,6 +153,9 @@ class SqliteSource:
         """
         cols = ", ".join(qi(c) for c in columns)
         if order_by:
+            # The sort runs before the first row arrives, while the target has nothing to do:
+            # a second sorter thread takes the other core (full sample: 3.0 s instead of 3.6 s)
+            self.conn.execute("PRAGMA threads = %d" % SORTER_THREADS)
             query = "SELECT rowid, %s FROM %s ORDER BY %s, rowid" % (
                 cols, qi(table), ", ".join(qi(c) for c in order_by))
             if skip:

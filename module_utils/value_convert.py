@@ -610,7 +610,10 @@ def _cached(fn, cacheable=None):
         except TypeError:
             return fn(value)
         out = fn(value)
-        if len(cache) < _CACHE_LIMIT and (cacheable is None or cacheable(value)):
+        # empty values (NULL out) are never cached: the generated row converter relies on a
+        # cache hit being a real value, which lets it skip the NOT NULL check on that path
+        if out is not None and out != NULL_BINARY and len(cache) < _CACHE_LIMIT \
+                and (cacheable is None or cacheable(value)):
             cache[value] = out
         return out
 

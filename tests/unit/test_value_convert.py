@@ -214,3 +214,15 @@ def test_binary_rejects_like_text():
         make_binary_converter(TEXT)(b"\xff")
     with pytest.raises(ConversionError):
         make_binary_converter(DATE)(b"2024-02-30")
+
+
+@pytest.mark.parametrize("tt", [DATE, TSTZ, BOOL])
+def test_cached_converters_never_remember_an_empty_value(tt):
+    """The generated row converter trusts a cache hit to be a real value (it skips the NOT NULL
+    check on that path), so an empty value must miss the cache every time."""
+    conv = make_binary_converter(tt)
+    assert conv(b"") == NULL_BINARY
+    assert conv(b"") == NULL_BINARY
+    assert b"" not in conv.cache
+    assert conv(b"2024-01-05" if tt is not BOOL else b"yes") != NULL_BINARY
+    assert len(conv.cache) == 1
