@@ -65,17 +65,33 @@ def analyze_table(conn, params, table, chunks=()):
     worker.start()
     try:
         _run(conn, sql.SQL("ANALYZE (SKIP_LOCKED) {}").format(ident))
-    finally:
+    except Exception:
+        # the main statement's error is the one to report: cleaning up on a connection the
+        # server may have closed must not replace it
         worker.join()
+        rollback_quietly(helper)
+        helper.close()
+        _quietly(_reset_messages, conn)
+        raise
+    worker.join()
+    try:
         if failure:
             rollback_quietly(helper)
         else:
             helper.commit()
+    finally:
         helper.close()
         _reset_messages(conn)
     if failure:
         raise failure[0]
     return "parallel"
+
+
+def _quietly(fn, conn):
+    try:
+        fn(conn)
+    except psycopg2.Error:
+        pass
 
 
 def _run(conn, statement):

@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 
+import psycopg2
 import pytest
 from ansible.module_utils.pg_target import load_table
 from ansible.module_utils.quant_postgres import connect
@@ -152,3 +153,45 @@ def test_a_plain_table_gets_one_analyze(ht_db, pg_server):
         assert _analyze_counts(conn, "plain") == {"plain": 1}
     finally:
         conn.close()
+
+
+def test_the_main_connection_dying_mid_analyze_reports_that_error(ht_db, pg_server):
+    """The server ends the main session while ANALYZE (SKIP_LOCKED) runs: the caller gets the
+    server's error, not one from cleaning up on the dead connection; the helper lets go."""
+    admin = pg_server.connect(ht_db)
+    with admin.cursor() as cur:  # enough rows per chunk that the ANALYZE can be caught running
+        cur.execute("""INSERT INTO "Prices" SELECT DATE '2024-01-01' + (i %% (%s * 30)), 'T' || (i %% 50), i
+                       FROM generate_series(1, 1500000) i""", (MONTHS,))
+    params = pg_server.params(ht_db)
+    conn = connect(params, autocommit=True)
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        main_pid = cur.fetchone()[0]
+        table = load_table(cur, "public", "Prices")
+        chunks = hypertable_chunks(cur, table)
+    killed = []
+
+    def kill_when_running():
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not killed:
+            with admin.cursor() as cur:
+                cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE pid = %s AND query LIKE 'ANALYZE (SKIP_LOCKED)%%' AND state = 'active'",
+                            (main_pid,))
+                killed.extend(cur.fetchall())
+            time.sleep(0.005)
+
+    killer = threading.Thread(target=kill_when_running)
+    killer.start()
+    try:
+        with pytest.raises(psycopg2.OperationalError, match="terminat"):
+            analyze_table(conn, params, table, chunks)
+    finally:
+        killer.join()
+        conn.close()
+    assert killed
+    with admin.cursor() as cur:  # the helper's transaction ended: its chunk locks are gone
+        cur.execute("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                    "WHERE c.relname LIKE '%%chunk' AND l.mode = 'ShareUpdateExclusiveLock'")
+        assert cur.fetchone()[0] == 0
+    admin.close()
