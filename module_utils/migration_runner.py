@@ -62,6 +62,18 @@ def _rate(rows, seconds):
     return round(rows / seconds, 1) if seconds > 0 else 0.0
 
 
+def drops_indexes(setting, plan):
+    """Whether an empty target's non-unique indexes are dropped for the load (drop_indexes: auto).
+
+    Not for a hypertable loaded in time order: each chunk is filled completely
+    before the next one starts, so its indexes are small and stay in memory
+    while the server maintains them on the core the Python side leaves free;
+    rebuilding them afterwards is a second pass over every chunk. Measured on
+    the full-size sample (2 cores): 0.6-1.2 s faster for ohlcv_data.
+    """
+    return setting == "auto" and not (plan.target.is_hypertable and plan.order_by)
+
+
 def _table_result(plan, source_rows, copied, rejected, duplicates, seconds, status):  # noqa: PLR0917
     return {
         "target": plan.target_display,
@@ -258,7 +270,8 @@ class Migration:
                 run_id = self.run_id
                 done_rows, after_rowid, base = 0, None, (0, 0, 0)
                 start_checkpoint(cur, name, plan.target_display, self.params["src"], fingerprint, source_rows, run_id)
-                if self.params.get("drop_indexes", "auto") == "auto" and not count_rows_exist(cur, plan.target):
+                if drops_indexes(self.params.get("drop_indexes", "auto"), plan) \
+                        and not count_rows_exist(cur, plan.target):
                     for idx_name, definition in droppable_indexes(cur, plan.target, plan.keys):
                         remember_dropped_index(cur, name, idx_name, definition)
                         cur.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(plan.target.schema, idx_name)))

@@ -139,8 +139,10 @@ KILL_POINTS = {
     "inside tickers": ("tickers", _inside),
     "inside stock_details": ("stock_details", _inside),
     "inside ohlcv_data": ("ohlcv_data", _inside),
-    "between tables (before ohlcv_data)": ("ohlcv_data", _between),
-    "during ohlcv_data index rebuild": ("ohlcv_data", _index_rebuild),
+    # ohlcv_data, a hypertable loaded in time order, keeps its indexes (drop_indexes: auto), so the
+    # points that need a bulk-load index drop use the plain tables that have one
+    "between tables (before stock_details)": ("stock_details", _between),
+    "during tickers index rebuild": ("tickers", _index_rebuild),
 }
 
 
