@@ -100,15 +100,30 @@ def _run(conn, statement):
 
 
 def _quiet_skip_warnings(conn):
-    """Lower this session's log and client levels so SKIP_LOCKED's warnings stay out; False if not allowed."""
+    """Lower this session's log and client levels so SKIP_LOCKED's warnings stay out; False if not allowed.
+
+    The privilege is asked first: a refused SET would itself write an ERROR to the server log.
+    """
     try:
         with conn.cursor() as cur:
+            if not may_quiet_log(cur):
+                return False
             cur.execute("SET log_min_messages = error")
             cur.execute("SET client_min_messages = error")
-    except psycopg2.Error:  # insufficient privilege: analyze in one statement instead
+    except psycopg2.Error:  # anything unexpected: analyze in one statement instead
         rollback_quietly(conn)
         return False
     return True
+
+
+def may_quiet_log(cur):
+    """Whether this session may SET log_min_messages (a superuser, or GRANT SET ON PARAMETER in PostgreSQL 15+)."""
+    cur.execute("SELECT current_setting('is_superuser') = 'on', current_setting('server_version_num')::int")
+    superuser, version = cur.fetchone()
+    if superuser or version < 150000:
+        return superuser
+    cur.execute("SELECT has_parameter_privilege('log_min_messages', 'SET')")
+    return cur.fetchone()[0]
 
 
 def _reset_messages(conn):
