@@ -30,11 +30,13 @@ def ht_db(require_timescaledb, pg_db):
     conn = require_timescaledb.connect(pg_db)
     with conn.cursor() as cur:
         cur.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-        cur.execute('CREATE TABLE "Prices" (d date NOT NULL, ticker text, v float8)')
+        # autovacuum off (the chunks inherit it): an autoanalyze holding a chunk's lock would make
+        # the SKIP_LOCKED statement skip that chunk, and the exact counts below would flake
+        cur.execute('CREATE TABLE "Prices" (d date NOT NULL, ticker text, v float8) WITH (autovacuum_enabled = false)')
         cur.execute("""SELECT create_hypertable('"Prices"', 'd', chunk_time_interval => INTERVAL '1 month')""")
         cur.execute("""INSERT INTO "Prices" SELECT DATE '2024-01-01' + (i %% (%s * 30)), 'T' || (i %% 50), i
                        FROM generate_series(1, 6000) i""", (MONTHS,))
-        cur.execute("CREATE TABLE plain (id int, v text)")
+        cur.execute("CREATE TABLE plain (id int, v text) WITH (autovacuum_enabled = false)")
         cur.execute("INSERT INTO plain SELECT i, 'x' || i FROM generate_series(1, 500) i")
     conn.close()
     return pg_db
