@@ -15,11 +15,12 @@ connection takes the newer half of the chunks:
 
 Every relation is analyzed exactly once (no chunk twice, none left out) and the
 statement is the same one a DBA would run. The one exception is a chunk that
-autovacuum is analyzing at that moment: SKIP_LOCKED leaves it to autovacuum. SKIP_LOCKED warns once per skipped
-chunk; those warnings would only be noise in the server log, so the split is
-used only when this session may lower ``log_min_messages`` (a superuser, or
-``GRANT SET ON PARAMETER``). Otherwise, and for plain tables or few chunks,
-it is the single ``ANALYZE``.
+autovacuum is analyzing at that moment: SKIP_LOCKED leaves it to autovacuum.
+
+SKIP_LOCKED warns once per skipped chunk; those warnings would only be noise in
+the server log, so the split is used only when this session may lower
+``log_min_messages`` (a superuser, or ``GRANT SET ON PARAMETER``). Otherwise,
+and for plain tables or few chunks, it is the single ``ANALYZE``.
 """
 
 from __future__ import annotations
