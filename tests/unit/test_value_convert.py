@@ -216,6 +216,36 @@ def test_binary_rejects_like_text():
         make_binary_converter(DATE)(b"2024-02-30")
 
 
+def _outcome(conv, value):
+    try:
+        return conv(value)
+    except ConversionError:
+        return "reject"
+
+
+@pytest.mark.parametrize("tt", [TSTZ, TS])
+@pytest.mark.parametrize("text", [
+    "2025-10-17 10:00:00", "2025-10-17T10:00:00", "1999-12-31 23:59:59", "2000-01-01 00:00:00",
+    "0001-01-01 00:00:00", "9999-12-31 23:59:59", "2024-02-29 12:00:00",
+    "2023-02-29 12:00:00", "2025-13-01 00:00:00", "2025-10-17 24:00:00", "2025-10-17 23:59:60",
+    "2025-10-17_10:00:00", "2025/10/17 10:00:00", "2025-10-17 10:00:0Z", "0000-01-01 00:00:00",
+    "2025-1a-17 10:00:00", "2025-10-17 10:00+01",
+])
+def test_plain_timestamp_fast_path_agrees_with_the_general_path(tt, text):
+    """19-byte 'YYYY-MM-DD HH:MM:SS' values skip the regex; a str value always takes the general
+    path, so both must give the same field or both reject."""
+    fast, general = make_binary_converter(tt), make_binary_converter(tt)
+    assert _outcome(fast, text.encode()) == _outcome(general, text)
+
+
+def test_plain_timestamp_fast_path_value():
+    micros = (datetime.datetime(2025, 10, 17, 10) - datetime.datetime(2000, 1, 1)) // datetime.timedelta(microseconds=1)
+    assert make_binary_converter(TSTZ)(b"2025-10-17 10:00:00") == struct.pack(">iq", 8, micros)
+    assert make_binary_converter(TS)(b"2025-10-17T10:00:00") == struct.pack(">iq", 8, micros)
+    with pytest.raises(ConversionError):
+        make_binary_converter(TSTZ)(b"2025-02-30 10:00:00")
+
+
 @pytest.mark.parametrize("tt", [DATE, TSTZ, BOOL])
 def test_cached_converters_never_remember_an_empty_value(tt):
     """The generated row converter trusts a cache hit to be a real value (it skips the NOT NULL
