@@ -113,9 +113,10 @@ def start_cluster(extra_conf=""):
         pg = pwd.getpwnam("postgres")
         for path in (base, sockdir, pwfile):
             os.chown(path, pg.pw_uid, pg.pw_gid)
+    # LC_COLLATE C / LC_CTYPE C.UTF-8: what the quant_database role gives a new database
     _as_postgres([
         str(PG_BINDIR / "initdb"), "-D", str(datadir), "-U", "postgres", "-E", "UTF8",
-        "--locale=C.UTF-8", "--auth-local=scram-sha-256", "--auth-host=scram-sha-256",
+        "--locale=C.UTF-8", "--lc-collate=C", "--auth-local=scram-sha-256", "--auth-host=scram-sha-256",
         "--pwfile", str(pwfile), "--no-sync",
     ])
     has_ts = timescaledb_available()
