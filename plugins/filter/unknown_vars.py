@@ -5,7 +5,7 @@ name (``postgresql_listen_adresses``) is simply never read. These filters find
 such names so roles/quant_common (tasks_from: check_vars) can fail first.
 
 quant_unknown_role_vars   names with the role's prefix that the role does not know
-quant_unknown_vars_report one line per unknown name, with the closest known name
+quant_unknown_vars_report one line per unknown name, with the closest known name (or its replacement)
 quant_spec_option_names   option names of every entry point of an argument spec
 """
 
@@ -47,10 +47,20 @@ def quant_closest_var(name, known_names):
     return matches[0] if matches else ""
 
 
-def quant_unknown_vars_report(unknown, known_names, role=""):
-    """One message line per unknown name, naming the closest known name."""
+def quant_unknown_vars_report(unknown, known_names, role="", renamed=None):
+    """One message line per unknown name, naming the closest known name.
+
+    renamed maps a variable the project no longer has to what replaced it:
+    the edit distance alone would point such a name at an unrelated variable.
+    """
+    renamed = renamed or {}
+    if not isinstance(renamed, dict):
+        raise AnsibleFilterError("quant_unknown_vars_report: renamed must be a dict, got %s" % type(renamed).__name__)
     lines = []
     for name in _names(unknown, "unknown"):
+        if name in renamed:
+            lines.append("%s: %s was replaced by %s" % (role or "role", name, renamed[name]))
+            continue
         closest = quant_closest_var(name, known_names)
         hint = "did you mean %s?" % closest if closest else "no similar variable is known"
         lines.append("%s: unknown variable %s (%s)" % (role or "role", name, hint))

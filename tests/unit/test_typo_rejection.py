@@ -58,3 +58,10 @@ def test_typo_is_rejected_with_a_suggestion(role, extra, suggestion):
     assert result.returncode != 0, output
     typo = extra.split("=", 1)[0]
     assert "%s: unknown variable %s (did you mean %s?)" % (role, typo, suggestion) in output, output
+
+
+def test_renamed_variable_names_its_replacement():
+    result = _run("-e", "quant_database_locale=C.UTF-8")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "quant_database: quant_database_locale was replaced by quant_database_lc_collate" in output, output

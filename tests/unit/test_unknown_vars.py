@@ -68,6 +68,24 @@ def test_report_without_a_close_name():
         "postgresql: unknown variable postgresql_zzzzzzzzzzzzzzzzzzzz (no similar variable is known)"]
 
 
+def test_report_names_what_replaced_a_renamed_variable():
+    renamed = {"postgresql_old_name": "postgresql_new_a and postgresql_new_b"}
+    assert report(["postgresql_old_name", "postgresql_listen_adresses"], KNOWN, "postgresql", renamed) == [
+        "postgresql: postgresql_old_name was replaced by postgresql_new_a and postgresql_new_b",
+        "postgresql: unknown variable postgresql_listen_adresses (did you mean postgresql_listen_addresses?)"]
+    with pytest.raises(AnsibleFilterError, match="renamed must be a dict"):
+        report(["postgresql_old_name"], KNOWN, "postgresql", ["postgresql_old_name"])
+
+
+def test_renamed_variables_are_really_gone():
+    """A name in quant_common's renamed list must not still be an option of its role."""
+    renamed = yaml.safe_load((ROOT / "roles" / "quant_common" / "vars" / "main.yml").read_text())
+    for name in renamed["__quant_common_renamed"]:
+        role = next(r.name for r in (ROOT / "roles").iterdir() if name.startswith(r.name + "_"))
+        spec = yaml.safe_load((ROOT / "roles" / role / "meta" / "argument_specs.yml").read_text())
+        assert name not in FILTERS["quant_spec_option_names"](spec)
+
+
 def test_spec_option_names_cover_every_entry_point():
     spec = yaml.safe_load((ROOT / "roles" / "quant_database" / "meta" / "argument_specs.yml").read_text())
     names = FILTERS["quant_spec_option_names"](spec)
