@@ -93,28 +93,37 @@ def meta_exists(conn):
 
 
 def acquire_lock(conn, lock_timeout=0):
-    """Take the session-level advisory lock or raise LockBusy (after lock_timeout seconds)."""
+    """Take the session-level advisory lock or raise LockBusy (after lock_timeout seconds).
+
+    The lock belongs to the session, so the polling runs outside any transaction
+    (autocommit): a waiting run holds no snapshot, and pg_stat_activity shows it as
+    ``SELECT pg_try_advisory_lock(...)`` while it sleeps, not as an anonymous ROLLBACK.
+    """
     deadline = time.monotonic() + max(0, lock_timeout or 0)
-    with conn.cursor() as cur:
-        while True:
-            cur.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,))
-            if cur.fetchone()[0]:
-                conn.commit()
-                return
-            if time.monotonic() >= deadline:
-                cur.execute(
-                    "SELECT l.pid, a.application_name, a.backend_start FROM pg_locks l "
-                    "LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
-                    "WHERE l.locktype = 'advisory' AND l.objid = %s AND l.granted LIMIT 1",
-                    (LOCK_KEY & 0xFFFFFFFF,),
-                )
-                holder = cur.fetchone()
-                conn.rollback()
-                who = "backend pid %s (%s, connected since %s)" % holder if holder else "another session"
-                raise LockBusy("another sqlite_migrate run is loading this database (advisory lock %d held by %s); "
-                               "wait for it to finish or raise lock_timeout" % (LOCK_KEY, who))
-            conn.rollback()
-            time.sleep(0.5)
+    conn.commit()  # whatever the caller has open (nothing is expected) is kept, not discarded
+    was_autocommit = conn.autocommit
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            while True:
+                cur.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,))
+                if cur.fetchone()[0]:
+                    return
+                if time.monotonic() >= deadline:
+                    cur.execute(
+                        "SELECT l.pid, a.application_name, a.backend_start FROM pg_locks l "
+                        "LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
+                        "WHERE l.locktype = 'advisory' AND l.objid = %s AND l.granted LIMIT 1",
+                        (LOCK_KEY & 0xFFFFFFFF,),
+                    )
+                    holder = cur.fetchone()
+                    who = "backend pid %s (%s, connected since %s)" % holder if holder else "another session"
+                    raise LockBusy("another sqlite_migrate run is loading this database (advisory lock %d held by "
+                                   "%s); wait for it to finish or raise lock_timeout" % (LOCK_KEY, who))
+                time.sleep(0.5)
+    finally:
+        if not conn.closed:  # a lost connection keeps its own error
+            conn.autocommit = was_autocommit
 
 
 def release_lock(conn):
