@@ -16,6 +16,7 @@ from ansible.module_utils.index_build import build_indexes
 from ansible.module_utils.migration_mapping import MappingError, build_plan, table_order
 from ansible.module_utils.migration_state import (
     LockBusy,
+    TruncateRefused,
     acquire_lock,
     dropped_indexes,
     ensure_schema,
@@ -27,6 +28,7 @@ from ansible.module_utils.migration_state import (
     remember_dropped_index,
     reset_tables,
     start_checkpoint,
+    truncate_targets,
 )
 from ansible.module_utils.pg_target import TargetError, count_rows_exist, droppable_indexes, load_table, sync_sequences
 from ansible.module_utils.quant_postgres import ConnectionFailure, connect, rollback_quietly
@@ -218,16 +220,17 @@ class Migration:
         return text
 
     def truncate(self):
-        idents = [plan.target.ident for plan in self.plans]
         with self.conn.cursor() as cur:
-            query = sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(idents))
             try:
-                cur.execute(query)
+                query = truncate_targets(cur, [plan.target for plan in self.plans])
+            except TruncateRefused as exc:
+                rollback_quietly(self.conn)
+                raise MigrationError(str(exc), self.result) from None
             except psycopg2.Error as exc:
                 rollback_quietly(self.conn)
                 raise MigrationError("truncating the target tables: %s" % self.pg_error(exc), self.result) from None
             reset_tables(cur, [p.source_table for p in self.plans])
-            self.queries.append(query.as_string(cur))
+            self.queries.append(query)
         self.conn.commit()
         self.result["changed"] = True
 

@@ -229,5 +229,58 @@ def reset_tables(cur, tables):
     cur.execute("DELETE FROM quant_meta.migration_rejects WHERE table_name = ANY(%s)", (list(tables),))
 
 
+class TruncateRefused(Exception):
+    """A table outside the requested ones references them and holds rows: nothing was truncated."""
+
+
+# Tables holding a foreign key to one of the given tables, and transitively to those (TRUNCATE must
+# name them all in one statement). TimescaleDB chunks carry copies of their hypertable's foreign keys:
+# they are left out, the hypertable stands for them (TRUNCATE of a hypertable empties its chunks).
+_REFERENCING = """
+WITH RECURSIVE refs(oid) AS (
+    SELECT c.conrelid FROM pg_constraint c WHERE c.contype = 'f' AND c.confrelid = ANY(%s::oid[])
+    UNION
+    SELECT c.conrelid FROM pg_constraint c JOIN refs r ON c.confrelid = r.oid WHERE c.contype = 'f'
+)
+SELECT r.oid, n.nspname, k.relname
+  FROM refs r JOIN pg_class k ON k.oid = r.oid JOIN pg_namespace n ON n.oid = k.relnamespace
+ WHERE n.nspname <> '_timescaledb_internal' AND NOT r.oid = ANY(%s::oid[])
+ ORDER BY n.nspname, k.relname
+"""
+
+
+def truncate_targets(cur, tables):
+    """Empty the target tables in ONE TRUNCATE, adding the empty tables that reference them.
+
+    PostgreSQL refuses to truncate a table referenced by a foreign key unless the referencing
+    table is truncated in the same statement. A referencing table outside ``tables`` is added
+    only when it is empty; one that holds rows raises TruncateRefused before anything is
+    truncated (CASCADE would silently empty tables nobody asked to lose). The tables are locked
+    first, so no row can arrive between the emptiness check and the TRUNCATE. The caller
+    commits. tables: pg_target.TargetTable objects. Returns the statement as text.
+    """
+    oids = [t.oid for t in tables]
+    idents = [t.ident for t in tables]
+    cur.execute(_REFERENCING, (oids, oids))
+    referencing = cur.fetchall()
+    extra = [sql.Identifier(schema, name) for _oid, schema, name in referencing]
+    cur.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(sql.SQL(", ").join(idents + extra)))
+    holding = []
+    for ident, (_oid, schema, name) in zip(extra, referencing):
+        cur.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(ident))
+        if cur.fetchone()[0]:
+            holding.append("%s.%s" % (schema, name))
+    if holding:
+        many = len(holding) > 1
+        raise TruncateRefused(
+            "truncate: %s %s the tables to truncate by foreign key and %s rows; add %s to `tables` "
+            "(sqlite_migration_tables) to empty %s too, or do not truncate (nothing was truncated)"
+            % (", ".join(holding), "reference" if many else "references", "hold" if many else "holds",
+               "them" if many else "it", "them" if many else "it"))
+    query = sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(idents + extra))
+    cur.execute(query)
+    return query.as_string(cur)
+
+
 def identifier(*parts):
     return sql.Identifier(*parts)
