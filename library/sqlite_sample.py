@@ -31,6 +31,20 @@ options:
     description: RNG seed.
     type: int
     default: 20251021
+  schema_stage:
+    description:
+      - Which schema of the platform's SQLite file to write. C(current) is the spec's 12 tables (the
+        development and CI sample).
+      - The other stages are the schemas a real file can have (app_contract.md section 5), with the
+        SQLite-only tables and the key quirks of each (DAILY fundamentals with NULL fiscal_year, repeated
+        exchange rates, rows replaced by INSERT OR REPLACE, an orphan ETF, ...). C(init_db) is init_db.py's
+        schema; C(fiscal_year) adds migrations/001 and the fiscal_year and financial columns;
+        C(fiscal_year_key) rebuilds ticker_fundamentals on (ticker, fiscal_year, period_type);
+        C(kis_ohlcv) is that file with the KIS collector's ohlcv_data.
+      - An existing file is not regenerated when only this option changes; use I(force=true).
+    type: str
+    choices: [current, init_db, fiscal_year, fiscal_year_key, kis_ohlcv]
+    default: current
   force:
     description: Regenerate even when the file exists.
     type: bool
@@ -46,6 +60,11 @@ EXAMPLES = r"""
   sqlite_sample:
     path: /var/lib/quant/sample/spock_local.db
     scale: 0.01
+
+- name: Generate a file at the stage init_db.py leaves it
+  sqlite_sample:
+    path: /tmp/spock_init_db.db
+    schema_stage: init_db
 """
 
 RETURN = r"""
@@ -54,7 +73,7 @@ path:
   returned: always
   type: str
 rows:
-  description: Rows per table (only when the file was generated).
+  description: Rows per table (only when the file was generated); every table of the file.
   returned: changed
   type: dict
 """
@@ -62,7 +81,7 @@ rows:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.sample_data import generate
+from ansible.module_utils.sample_data import STAGES, generate
 
 
 def main():
@@ -71,6 +90,7 @@ def main():
             path=dict(type="path", required=True),
             scale=dict(type="float", default=0.01),
             seed=dict(type="int", default=20251021),
+            schema_stage=dict(type="str", default="current", choices=list(STAGES)),
             force=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
@@ -84,7 +104,8 @@ def main():
         module.exit_json(changed=True, path=path)
     try:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        rows = generate(path, scale=module.params["scale"], seed=module.params["seed"])
+        rows = generate(path, scale=module.params["scale"], seed=module.params["seed"],
+                        schema_stage=module.params["schema_stage"])
     except (OSError, ValueError) as exc:
         module.fail_json(msg="generating the sample SQLite file %s: %s" % (path, exc))
     module.exit_json(changed=True, path=path, rows=rows)

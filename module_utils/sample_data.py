@@ -22,6 +22,13 @@ import os
 import random
 import sqlite3
 
+try:
+    from ansible.module_utils import sample_stages
+except ImportError:  # scripts/make-sample-db imports this file without Ansible
+    import sample_stages
+
+STAGES = sample_stages.STAGES
+
 # The spec lists KR 1,365 (later reports 1,364); 1,364 makes the regions add up to the 18,661 total.
 REGION_COUNTS = {"CN": 3450, "HK": 2722, "JP": 4036, "KR": 1364, "US": 6532, "VN": 557}
 OHLCV_ROWS = 926325
@@ -400,8 +407,22 @@ def _ts_plain(rng, base):
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
-def generate(path, scale=1.0, seed=20251021, overwrite=True):
-    """Write the sample SQLite file at path; returns {table: rows}."""
+BASE = datetime.datetime(2025, 9, 1, 9, 0, 0)
+FUND_TICKERS = ["005930", "000660", "035420", "600519", "0700", "AAPL", "7203"]
+FINANCIAL_COLUMNS = ("total_assets, total_liabilities, total_equity, revenue, operating_profit, net_income, ebitda, "
+                     "cogs, gross_profit, depreciation, interest_expense, current_assets, current_liabilities, "
+                     "inventory, accounts_receivable, cash_and_equivalents, operating_cash_flow, capital_expenditure")
+
+
+def generate(path, scale=1.0, seed=20251021, overwrite=True, schema_stage="current"):
+    """Write the sample SQLite file at path; returns {table: rows}.
+
+    schema_stage: current (the default: the 12 tables of the spec) or a stage of a real file
+    (module_utils/sample_stages.py: init_db, fiscal_year, fiscal_year_key, kis_ohlcv), whose
+    result also counts the SQLite-only tables.
+    """
+    if schema_stage not in STAGES:
+        raise ValueError("schema_stage must be one of %s, got %r" % (", ".join(STAGES), schema_stage))
     if os.path.exists(path):
         if not overwrite:
             raise FileExistsError(path)
@@ -409,20 +430,75 @@ def generate(path, scale=1.0, seed=20251021, overwrite=True):
     tmp = path + ".tmp"
     if os.path.exists(tmp):
         os.unlink(tmp)
-    rng = random.Random(seed)
     conn = sqlite3.connect(tmp)
-    conn.execute("PRAGMA journal_mode = OFF")
-    conn.execute("PRAGMA synchronous = OFF")
+    try:
+        conn.execute("PRAGMA journal_mode = OFF")
+        conn.execute("PRAGMA synchronous = OFF")
+        fill = _fill_current if schema_stage == "current" else _fill_stage
+        tables = fill(conn, random.Random(seed), scale, schema_stage)
+        conn.commit()
+        counts = {t: conn.execute('SELECT count(*) FROM "%s"' % t).fetchone()[0] for t in tables}
+    finally:
+        conn.close()
+    os.replace(tmp, path)
+    return counts
+
+
+def _fill_current(conn, rng, scale, _stage):
+    """The spec's 12 tables (the main job, the benchmarks and the tests count on this exact content)."""
     for stmt in DDL:
         conn.execute(stmt)
-    base = datetime.datetime(2025, 9, 1, 9, 0, 0)
-    counts = {}
+    tickers = _write_tickers(conn, rng, scale)
+    _write_stock_details(conn, rng, scale, tickers)
+    _write_etf_details(conn, rng, scale, tickers, ETF_DETAILS_ORPHANS if scale >= 0.1 else 0)
+    _write_etf_holdings(conn, rng)
+    _ohlcv(conn, rng, tickers, scale)
+    _write_fundamentals(conn, rng)
+    _write_global_indices(conn, rng)
+    _write_exchange_rates(conn, rng)
+    for stmt in INDEXES:
+        conn.execute(stmt)
+    return TABLES
 
+
+def _fill_stage(conn, rng, scale, stage):
+    """A file at a schema stage, written in the order the platform wrote it: init_db.py's schema and
+    data, then each later script's schema change followed by the rows its writers added."""
+    kis = stage == "kis_ohlcv"
+    sample_stages.create_init_schema(conn, {_table_name(d): d for d in DDL}, kis=kis)
+    tickers = _write_tickers(conn, rng, scale)
+    _write_stock_details(conn, rng, scale, tickers)
+    # One orphan whatever the scale: a few orphans in a small table is what real files hold.
+    _write_etf_details(conn, rng, scale, tickers, ETF_DETAILS_ORPHANS)
+    _write_etf_holdings(conn, rng)
+    _ohlcv(conn, rng, tickers, scale, kis=kis)
+    _write_global_indices(conn, rng)
+    sample_stages.write_fundamentals_init_db(conn, rng)
+    sample_stages.write_exchange_rates(conn, rng)
+    sample_stages.fill_legacy(conn, rng)
+    if stage != "init_db":
+        sample_stages.upgrade_to_fiscal_year(conn)
+        sample_stages.write_fundamentals_fiscal_year(conn, rng)
+    if stage in ("fiscal_year_key", "kis_ohlcv"):
+        sample_stages.fix_uniqueness_constraint(conn)
+        sample_stages.write_fundamentals_fiscal_year_key(conn, rng)
+    sample_stages.replace_rows(conn)
+    if kis:
+        sample_stages.kis_upsert(conn)
+    legacy = [_table_name(d) for d in sample_stages.LEGACY_DDL]
+    return TABLES + legacy
+
+
+def _table_name(ddl):
+    return ddl.split()[2]
+
+
+def _write_tickers(conn, rng, scale):
+    """tickers; returns [(ticker, region, asset_type)]."""
     tickers = _make_tickers(rng, scale)
-    region_of = {t: r for t, r, _k in tickers}
     rows = []
     for t, region, kind in tickers:
-        created = _ts_iso(rng, base) if rng.random() < 0.5 else _ts_plain(rng, base)
+        created = _ts_iso(rng, BASE) if rng.random() < 0.5 else _ts_plain(rng, BASE)
         rows.append((
             t, "%s Corp %s" % (region, t), "%s Holdings" % t if rng.random() < 0.7 else None,
             rng.choice(EXCHANGES[region]), region, CURRENCY[region], kind,
@@ -430,44 +506,45 @@ def generate(path, scale=1.0, seed=20251021, overwrite=True):
             LOT[region] if region != "HK" else rng.choice((100, 200, 500, 1000, 2000)),
             rng.choice(SECTORS)[1] if rng.random() < 0.8 else None,
             1 if rng.random() < 0.97 else 0, None, created, created,
-            _ts_iso(rng, base) if rng.random() < 0.4 else None, rng.choice(SOURCES),
+            _ts_iso(rng, BASE) if rng.random() < 0.4 else None, rng.choice(SOURCES),
             rng.choice(("MAIN", "MAIN", "MAIN", "KOSDAQ_GLOBAL", None)),
         ))
-    conn.executemany("INSERT INTO tickers (ticker, name, name_eng, exchange, region, currency, asset_type, "
-                     "listing_date, lot_size, sector_code, is_active, delisting_date, created_at, last_updated, "
-                     "enriched_at, data_source, market_tier) VALUES (%s)" % ",".join("?" * 17), rows)
-    counts["tickers"] = len(rows)
+    _insert(conn, "tickers", "ticker, name, name_eng, exchange, region, currency, asset_type, listing_date, "
+            "lot_size, sector_code, is_active, delisting_date, created_at, last_updated, enriched_at, data_source, "
+            "market_tier", rows)
+    return tickers
 
-    # stock_details: stocks, plus orphans (Q2) and long codes (Q6)
+
+def _write_stock_details(conn, rng, scale, tickers):
+    """Stocks, plus orphans (Q2) and long codes (Q6)."""
+    region_of = {t: r for t, r, _k in tickers}
     stocks = [t for t, _r, k in tickers if k != "ETF"]
     n_details = min(_scaled(STOCK_DETAILS_ROWS - STOCK_DETAILS_ORPHANS, scale, 20), len(stocks))
-    chosen = rng.sample(stocks, n_details)
     rows = []
-    for i, t in enumerate(chosen):
+    for i, t in enumerate(rng.sample(stocks, n_details)):
         sector, code = rng.choice(SECTORS)
         long_code = i % 97 == 3  # Q6: longer than VARCHAR(10)
-        created = _ts_plain(rng, base)
+        created = _ts_plain(rng, BASE)
         rows.append((t, sector, code + ("10203040506" if long_code else "1010"), "Industry %d" % rng.randrange(60),
                      ("%s-IND-%05d" % (code, i)) if long_code else "%s%02d" % (code, rng.randrange(99)),
                      0, 1 if rng.random() < 0.02 else 0, rng.choice((100, 500, 5000, None)),
                      region_of[t] if rng.random() < 0.9 else None, created, created,
-                     _ts_iso(rng, base) if rng.random() < 0.3 else None))
+                     _ts_iso(rng, BASE) if rng.random() < 0.3 else None))
     for i in range(_scaled(STOCK_DETAILS_ORPHANS, scale, 1)):
-        created = _ts_plain(rng, base)
+        created = _ts_plain(rng, BASE)
         rows.append(("%06d" % (900000 + i), "Delisted", "99", None, None, 0, 0, None, None, created, created, None))
-    conn.executemany("INSERT INTO stock_details (ticker, sector, sector_code, industry, industry_code, is_spac, "
-                     "is_preferred, par_value, region, created_at, last_updated, enriched_at) VALUES (%s)"
-                     % ",".join("?" * 12), rows)
-    counts["stock_details"] = len(rows)
+    _insert(conn, "stock_details", "ticker, sector, sector_code, industry, industry_code, is_spac, is_preferred, "
+            "par_value, region, created_at, last_updated, enriched_at", rows)
 
-    # etf_details: no region column (Q3); expense ratios with > 2 decimals (Q6)
+
+def _write_etf_details(conn, rng, scale, tickers, orphans):
+    """No region column (Q3); expense ratios with more than 2 decimals (Q6); orphans not in tickers."""
     etfs = [t for t, _r, k in tickers if k == "ETF"]
     etfs = sorted(etfs, key=lambda t: (t not in ("069500", "510300", "2800", "SPY"), t))
     n_etf = min(_scaled(ETF_DETAILS_ROWS - ETF_DETAILS_ORPHANS, scale, 4), len(etfs))
     rows = []
-    orphans = ETF_DETAILS_ORPHANS if scale >= 0.1 else 0
     for t in etfs[:n_etf] + ["ORPHAN%d" % i for i in range(orphans)]:
-        created = _ts_iso(rng, base)
+        created = _ts_iso(rng, BASE)
         rows.append((t, rng.choice(("Samsung", "Mirae", "KB", "iShares", "Vanguard")),
                      "2015-06-%02d" % rng.randrange(1, 29),
                      rng.choice(("equity", "bond", "commodity")), "Index %s" % t,
@@ -479,53 +556,46 @@ def generate(path, scale=1.0, seed=20251021, overwrite=True):
                      round(rng.uniform(0, 2), 4), round(rng.uniform(0, 2), 4), None, round(rng.uniform(0, 2), 4),
                      rng.randrange(10000, 50000), rng.randrange(5000, 10000), rng.choice((0, 1)),
                      "Tracks the index", created, created, "ETFCheck", round(rng.uniform(0.01, 0.9), 5)))
-    conn.executemany("INSERT INTO etf_details (ticker, issuer, inception_date, underlying_asset_class, tracking_index, "
-                     "geographic_region, sector_theme, fund_type, aum, listed_shares, underlying_asset_count, "
-                     "expense_ratio, ter, leverage_ratio, currency_hedged, tracking_error_20d, tracking_error_60d, "
-                     "tracking_error_120d, tracking_error_250d, week_52_high, week_52_low, pension_eligible, "
-                     "investment_strategy, created_at, last_updated, data_source, actual_expense_ratio) VALUES (%s)"
-                     % ",".join("?" * 27), rows)
-    counts["etf_details"] = len(rows)
+    _insert(conn, "etf_details", "ticker, issuer, inception_date, underlying_asset_class, tracking_index, "
+            "geographic_region, sector_theme, fund_type, aum, listed_shares, underlying_asset_count, expense_ratio, "
+            "ter, leverage_ratio, currency_hedged, tracking_error_20d, tracking_error_60d, tracking_error_120d, "
+            "tracking_error_250d, week_52_high, week_52_low, pension_eligible, investment_strategy, created_at, "
+            "last_updated, data_source, actual_expense_ratio", rows)
 
-    # etf_holdings (Q5): 3 rows, region must come from the ETF
-    rows = [("069500", "005930", 31.25, 1200000, 8.1e10, 1, 0.35, "2025-10-15", _ts_iso(rng, base), "KIS API",
+
+def _write_etf_holdings(conn, rng):
+    """3 rows (Q5): the region must come from the ETF."""
+    rows = [("069500", "005930", 31.25, 1200000, 8.1e10, 1, 0.35, "2025-10-15", _ts_iso(rng, BASE), "KIS API",
              "Information Technology", "KR"),
-            ("069500", "000660", 10.5, 400000, 2.7e10, 2, -0.125, "2025-10-15", _ts_iso(rng, base), "KIS API",
+            ("069500", "000660", 10.5, 400000, 2.7e10, 2, -0.125, "2025-10-15", _ts_iso(rng, BASE), "KIS API",
              "Information Technology", "KR"),
-            ("069500", "035420", 3.875, 150000, 9.9e9, 3, None, "2025-10-15", _ts_iso(rng, base), "KIS API",
+            ("069500", "035420", 3.875, 150000, 9.9e9, 3, None, "2025-10-15", _ts_iso(rng, BASE), "KIS API",
              "Communication Services", "KR")]
-    conn.executemany("INSERT INTO etf_holdings (etf_ticker, stock_ticker, weight, shares, market_value, rank_in_etf, "
-                     "weight_change_from_prev, as_of_date, created_at, data_source, sector, country) VALUES (%s)"
-                     % ",".join("?" * 12), rows)
-    counts["etf_holdings"] = len(rows)
+    _insert(conn, "etf_holdings", "etf_ticker, stock_ticker, weight, shares, market_value, rank_in_etf, "
+            "weight_change_from_prev, as_of_date, created_at, data_source, sector, country", rows)
 
-    counts["ohlcv_data"] = _ohlcv(conn, rng, tickers, scale)
 
-    # ticker_fundamentals (Q3, Q4): several fiscal years collected the same day
-    fund_tickers = ["005930", "000660", "035420", "600519", "0700", "AAPL", "7203"]
+def _write_fundamentals(conn, rng):
+    """The current schema's ticker_fundamentals (Q3, Q4): several fiscal years collected the same day."""
+    plan = [(t, "ANNUAL", fy, "2025-10-15") for t in FUND_TICKERS for fy in (2022, 2023, 2024)]
+    plan += [(t, "QUARTERLY", fy, "2025-10-16") for t in FUND_TICKERS for fy in (2024, 2025)]
+    plan += [(t, "DAILY", 2025, "2025-10-17") for t in FUND_TICKERS]
+    plan += [(t, "QUARTERLY", 2023, "2025-10-16") for t in FUND_TICKERS]
     rows = []
-    fin = ("total_assets, total_liabilities, total_equity, revenue, operating_profit, net_income, ebitda, cogs, "
-           "gross_profit, depreciation, interest_expense, current_assets, current_liabilities, inventory, "
-           "accounts_receivable, cash_and_equivalents, operating_cash_flow, capital_expenditure")
-    plan = [(t, "ANNUAL", fy, "2025-10-15") for t in fund_tickers for fy in (2022, 2023, 2024)]
-    plan += [(t, "QUARTERLY", fy, "2025-10-16") for t in fund_tickers for fy in (2024, 2025)]
-    plan += [(t, "DAILY", 2025, "2025-10-17") for t in fund_tickers]
-    plan += [(t, "QUARTERLY", 2023, "2025-10-16") for t in fund_tickers]
-    plan = plan[:47]
-    for t, period, fy, day in plan:
+    for t, period, fy, day in plan[:47]:
         vals = [rng.randrange(10**9, 10**14) for _ in range(18)]
         rows.append((t, day, period, rng.randrange(10**6, 10**10), rng.randrange(10**9, 10**14),
                      round(rng.uniform(5, 500), 2), round(rng.uniform(1, 60), 3), round(rng.uniform(0.2, 9), 3),
                      round(rng.uniform(0.2, 9), 3), None, rng.randrange(10**9, 10**14), round(rng.uniform(2, 30), 3),
-                     round(rng.uniform(0, 6), 4), round(rng.uniform(0, 3000), 1), _ts_iso(rng, base),
+                     round(rng.uniform(0, 6), 4), round(rng.uniform(0, 3000), 1), _ts_iso(rng, BASE),
                      rng.choice(("DART-2025-11011", "KIS API", "yfinance")), fy, *vals, round(rng.uniform(10, 90), 2)))
-    conn.executemany("INSERT INTO ticker_fundamentals (ticker, date, period_type, shares_outstanding, market_cap, "
-                     "close_price, per, pbr, psr, pcr, ev, ev_ebitda, dividend_yield, dividend_per_share, created_at, "
-                     "data_source, fiscal_year, %s, free_float_percentage) VALUES (%s)" % (fin, ",".join("?" * 36)),
-                     rows)
-    counts["ticker_fundamentals"] = len(rows)
+    _insert(conn, "ticker_fundamentals", "ticker, date, period_type, shares_outstanding, market_cap, close_price, "
+            "per, pbr, psr, pcr, ev, ev_ebitda, dividend_yield, dividend_per_share, created_at, data_source, "
+            "fiscal_year, %s, free_float_percentage" % FINANCIAL_COLUMNS, rows)
 
-    # global indices (Q6: region 'ASIA'); FX
+
+def _write_global_indices(conn, rng):
+    """Q6: region 'ASIA'."""
     idx = [("^GSPC", "S&P 500", "US"), ("^IXIC", "NASDAQ Composite", "US"), ("^DJI", "Dow Jones", "US"),
            ("^HSI", "Hang Seng", "HK"), ("^N225", "Nikkei 225", "ASIA"), ("^KS11", "KOSPI", "KR")]
     rows = []
@@ -533,29 +603,29 @@ def generate(path, scale=1.0, seed=20251021, overwrite=True):
         close = round(rng.uniform(2000, 45000), 2)
         rows.append(("2025-10-17", sym, name, region, close, close * 0.99, close * 1.01, close * 0.98,
                      rng.randrange(10**8, 10**10), round(rng.uniform(-2, 2), 4), rng.choice(("UP", "DOWN", "SIDEWAYS")),
-                     rng.randrange(1, 6), _ts_plain(rng, base)))
-    conn.executemany("INSERT INTO global_market_indices (date, symbol, index_name, region, close_price, open_price, "
-                     "high_price, low_price, volume, change_percent, trend_5d, consecutive_days, created_at) "
-                     "VALUES (%s)" % ",".join("?" * 13), rows)
-    counts["global_market_indices"] = len(rows)
+                     rng.randrange(1, 6), _ts_plain(rng, BASE)))
+    _insert(conn, "global_market_indices", "date, symbol, index_name, region, close_price, open_price, high_price, "
+            "low_price, volume, change_percent, trend_5d, consecutive_days, created_at", rows)
+
+
+def _write_exchange_rates(conn, rng):
+    """The current schema's FX table: one row per (currency, rate_date)."""
     rows = [(cur, rate, "2025-10-17T15:30:00.%06d" % rng.randrange(1, 999999), "2025-10-17", "BOK_API",
              "2025-10-17 06:31:02") for cur, rate in
             (("USD_KRW", 1421.5), ("HKD_KRW", 182.84), ("JPY_KRW", 9.4123), ("CNY_KRW", 199.27), ("VND_KRW", 0.0539))]
-    conn.executemany("INSERT INTO exchange_rate_history (currency, rate, timestamp, rate_date, source, created_at) "
-                     "VALUES (?, ?, ?, ?, ?, ?)", rows)
-    counts["exchange_rate_history"] = len(rows)
-    for empty in ("technical_analysis", "trades", "portfolio", "market_sentiment"):
-        counts[empty] = 0
-    for stmt in INDEXES:
-        conn.execute(stmt)
-    conn.commit()
-    conn.close()
-    os.replace(tmp, path)
-    return {t: counts[t] for t in TABLES}
+    _insert(conn, "exchange_rate_history", "currency, rate, timestamp, rate_date, source, created_at", rows)
 
 
-def _ohlcv(conn, rng, tickers, scale):
-    """OHLCV: ticker-major rowid order (not time order), ~1 year of 'D' bars per ticker."""
+def _insert(conn, table, columns, rows):
+    """Insert into the columns the table has at this stage (comma-separated column list)."""
+    sample_stages.insert_rows(conn, table, [c.strip() for c in columns.split(",")], rows)
+
+
+def _ohlcv(conn, rng, tickers, scale, kis=False):
+    """OHLCV: ticker-major rowid order (not time order), ~1 year of 'D' bars per ticker.
+
+    kis: the KIS collector's table (region NOT NULL, so no NULL-region rows or Q9 duplicates;
+    volume_ma20 a rolling mean, a REAL in its BIGINT column; updated_at)."""
     days = _trading_days()
     target_rows = _scaled(OHLCV_ROWS, scale, TRADING_DAYS * 4)
     dupes = _scaled(OHLCV_DUPLICATES, scale, 3)
@@ -569,7 +639,8 @@ def _ohlcv(conn, rng, tickers, scale):
     cols = ("ticker, timeframe, date, region, open, high, low, close, volume, ma5, ma20, ma60, ma120, ma200, rsi_14, "
             "macd, macd_signal, macd_hist, bb_upper, bb_middle, bb_lower, atr_14, atr, volume_ma20, volume_ratio, "
             "created_at")
-    insert = "INSERT INTO ohlcv_data (%s) VALUES (%s)" % (cols, ",".join("?" * 26))
+    if kis:
+        cols += ", updated_at"
     remaining = [unique_rows]
     kept = []
 
@@ -594,20 +665,24 @@ def _ohlcv(conn, rng, tickers, scale):
                 top = cum[-1]
                 ma5, ma20, ma60, ma120, ma200 = [(top - cum[-1 - k]) / k if i + 1 >= k else None
                                                  for k in (5, 20, 60, 120, 200)]
-                rreg = None if (trap and i % 7 == 0) or rand() < OHLCV_NULL_REGION_SHARE else region
+                null_region = (trap and i % 7 == 0) or rand() < OHLCV_NULL_REGION_SHARE
+                rreg = None if null_region and not kis else region
                 row = (t, "D", day, rreg, round(prev, 4), round(hi, 4), round(lo, 4), round(price, 4), vol,
                        ma5, ma20, ma60, ma120, ma200, 30 + rand() * 40 if i >= 14 else None,
                        gauss(0, 1) if i >= 26 else None, gauss(0, 1) if i >= 35 else None,
                        gauss(0, 0.5) if i >= 35 else None,
                        ma20 * 1.05 if ma20 else None, ma20, ma20 * 0.95 if ma20 else None,
-                       hi - lo if i >= 14 else None, hi - lo, float(vol) if i >= 20 else None,
+                       hi - lo if i >= 14 else None, hi - lo, (vol / 3 if kis else float(vol)) if i >= 20 else None,
                        1.0 + gauss(0, 0.2) if i >= 20 else None, stamp)
+                if kis:
+                    yield (*row, stamp)
+                    continue
                 if len(kept) < dupes and rreg is not None and rand() < 0.01:
                     kept.append(row)
                 yield row
 
-    conn.executemany(insert, gen())
+    _insert(conn, "ohlcv_data", cols, gen())
     # Q9: the same bars again with a NULL region (a later collector run); SQLite's UNIQUE lets them in.
     extra = [(r[0], r[1], r[2], None, *r[4:25], "2025-10-18 02:00:00") for r in kept[:dupes]]
-    conn.executemany(insert, extra)
+    _insert(conn, "ohlcv_data", cols, extra)
     return unique_rows - remaining[0] + len(extra)
