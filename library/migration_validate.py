@@ -41,6 +41,15 @@ options:
         C(order_by), C(references)). A list of items each naming its C(source) table is accepted too.
     type: raw
     required: true
+  legacy_schema:
+    description:
+      - The sqlite_migrate option of the same name (the same value). When set, every SQLite table outside
+        I(mapping) is validated like a mapped table in that schema (reconciliation, content, integrity; its
+        orphan checks are warnings, since SQLite never enforced those foreign keys).
+      - When empty, each such table is a failed C(warning) check C(unmapped table NAME) with its row count.
+      - Only without I(tables), and only with the C(reconciliation) or C(content) category.
+    type: str
+    default: ""
   tables:
     description: Source tables to validate (default every table of I(mapping)); unknown names are an error.
     type: list
@@ -138,6 +147,13 @@ checks:
     detail: {description: What was found (numbers, first differing keys and columns, skip reason)., type: str}
     table: {description: Table the check is about, if any., type: str}
     data: {description: Structured figures (fingerprints, counts), when the check has any., type: dict}
+tables:
+  description:
+    - Source tables validated, in order; with I(legacy_schema) set, the SQLite tables outside I(mapping) follow
+      the mapped ones. Without it, those tables appear as C(unmapped table NAME) warning checks (C(data.rows)).
+  returned: always
+  type: list
+  elements: str
 summary:
   description: Counts of checks.
   returned: always
@@ -192,6 +208,7 @@ def argument_spec():
         expected_compression=dict(type="list", elements="str"),
         max_differences=dict(type="int", default=10),
         parallel=dict(type="bool", default=True),
+        legacy_schema=dict(type="str", default=""),
     )
     return spec
 

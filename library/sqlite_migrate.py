@@ -114,6 +114,28 @@ options:
     description: Run C(PRAGMA quick_check) on the SQLite file before reading it.
     type: bool
     default: true
+  legacy_schema:
+    description:
+      - Schema receiving a copy of every SQLite table that is not in I(mapping) (internal C(sqlite_*) tables
+        aside), e.g. C(sqlite_legacy). Empty = off; then each such table is listed with its row count in
+        C(unmapped_tables) and C(migration_warnings).
+      - The schema and one table per source table are created if absent, owned by the login user, from the
+        declared types and the storage classes the column really holds (SQLite never checks a declared
+        type) - INTEGER affinity C(bigint), REAL C(double precision), TEXT C(text), NUMERIC affinity (DECIMAL,
+        BOOLEAN, DATE, DATETIME) C(text), which alone keeps integers, reals and text that share such a
+        column; a column holding blobs C(bytea) (text cannot keep arbitrary bytes); a column holding values
+        its declared type cannot keep (text in an INTEGER column, reals among integers) falls back to
+        C(text) or C(numeric) with a warning.
+      - The primary key (single or composite) becomes the primary key (a UNIQUE constraint when the data holds
+        a NULL in it, which SQLite allows); AUTOINCREMENT ids are kept as plain values; NOT NULL is kept;
+        defaults, indexes and foreign keys are not copied.
+      - The tables are then loaded like mapped tables (identity mapping with this schema, after the mapped
+        tables, same checkpoints and resume) by full runs; a run with I(tables) copies no legacy table.
+      - A name over 63 bytes is an error (PostgreSQL would truncate it); a WITHOUT ROWID table cannot be
+        streamed resumably and is listed in C(unmapped_tables) with a warning.
+      - It must not be the schema of a mapped table, C(public) or a system schema.
+    type: str
+    default: ""
   copy_format:
     description:
       - C(auto) uses binary COPY when every target column type has a binary form (text, integers, double,
@@ -199,6 +221,21 @@ rejects_path:
   description: Where the rejects were written.
   returned: when rejects_path is set and not in check mode
   type: str
+legacy_tables:
+  description: SQLite tables outside the mapping copied into I(legacy_schema), as source table -> schema.table.
+  returned: when legacy_schema is set and the file has such tables (not with tables)
+  type: dict
+  sample: {backtest_results: sqlite_legacy.backtest_results, kelly_history: sqlite_legacy.kelly_history}
+legacy_created:
+  description: Legacy tables created by this run (in check mode, that would be created; nothing is created).
+  returned: when a legacy table was (or would be) created
+  type: list
+  elements: str
+unmapped_tables:
+  description: SQLite tables left out of the migration, with their row count (null if unreadable).
+  returned: when the file has tables outside the mapping and legacy_schema is empty, or WITHOUT ROWID ones
+  type: dict
+  sample: {backtest_results: 12, filter_cache_stage0: 3100}
 queries:
   description: Notable statements run (TRUNCATE, DROP/CREATE INDEX, setval, ANALYZE).
   returned: always
@@ -236,6 +273,7 @@ def argument_spec():
         invalid_utf8=dict(type="str", choices=["reject", "replace"], default="reject"),
         verify_source=dict(type="bool", default=True),
         copy_format=dict(type="str", choices=["auto", "text"], default="auto"),
+        legacy_schema=dict(type="str", default=""),
     )
     return spec
 

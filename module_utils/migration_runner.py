@@ -13,6 +13,7 @@ import uuid
 from ansible.module_utils.atomic_file import atomic_text_file
 from ansible.module_utils.copy_engine import RowFeeder, TableWriter, check_batch, paused_gc
 from ansible.module_utils.index_build import build_indexes
+from ansible.module_utils.legacy_tables import LegacyError, extend_migration
 from ansible.module_utils.migration_mapping import MappingError, build_plan, table_order
 from ansible.module_utils.migration_state import (
     LockBusy,
@@ -129,6 +130,10 @@ class Migration:
             self.conn = connect(self.params)
         except ConnectionFailure as exc:
             raise MigrationError(str(exc), self.result) from None
+        try:  # SQLite tables outside the mapping: copied into legacy_schema, or listed with their row counts
+            mapping, order = extend_migration(self, mapping, order)
+        except LegacyError as exc:
+            raise MigrationError("legacy tables: %s" % exc, self.result) from None
         lookups = {}
         self.plans = []
         with self.conn.cursor() as cur:

@@ -13,6 +13,7 @@ import time
 from ansible.module_utils import pg_health, timescale_health, validate_data
 from ansible.module_utils.atomic_file import atomic_text_file
 from ansible.module_utils.content_compare import SourceFingerprints, TableJob
+from ansible.module_utils.legacy_tables import LegacyError, extend_validation
 from ansible.module_utils.migration_mapping import MappingError, build_plan, table_order
 from ansible.module_utils.pg_target import TargetError, load_table
 from ansible.module_utils.quant_postgres import connect, rollback_quietly
@@ -131,6 +132,10 @@ def run(params, check_mode=False):
                 source = open_source(params["src"], quick_check=False)
             except SourceError as exc:
                 raise ValidationError(str(exc)) from None
+            try:  # SQLite tables outside the mapping: their legacy_schema copies, or listed as warnings
+                extend_validation(ctx, source)
+            except LegacyError as exc:
+                raise ValidationError("legacy tables: %s" % exc) from None
         cur = conn.cursor()
         cur.execute("SET TimeZone TO 'UTC'")
         plans, targets = _plans(ctx, cur, source)
