@@ -164,7 +164,7 @@ def plan_table(name, info, classes, pk_nulls):
         check_identifier(col, "column %s.%s" % (name, col))
         pg_type, note = column_type(declared, classes.get(col, 0))
         if note:
-            notes.append("%s.%s %s" % (name, col, note))
+            notes.append("%s: column %s %s" % (name, col, note))
         columns.append(LegacyColumn(col, declared, pg_type, bool(notnull), note))
     key = [row[0] for row in sorted((r for r in info if r[3]), key=lambda r: r[3])]
     kind = "PRIMARY KEY" if key else None
@@ -233,7 +233,7 @@ def report_unmapped(result, source, names, why=None):
         listed[name] = _count(source, name)
         _warn(
             result,
-            "SQLite table %s (%s rows) is not in the mapping and was not migrated: %s"
+            "%s: SQLite table (%s rows) not in the mapping, not migrated: %s"
             % (
                 name,
                 "?" if listed[name] is None else listed[name],
@@ -302,7 +302,7 @@ def extend_migration(migration, mapping, order):
     for table in tables:
         if table.name in created:
             for note in table.notes:
-                _warn(result, "legacy table %s" % note)
+                _warn(result, note)
     if created:
         result["changed"] = True
         result["legacy_created"] = created

@@ -118,7 +118,7 @@ def test_plan_and_ddl_with_composite_key_and_not_null():
     table = plan_table("filter_cache_stage0", info, classes, 0)
     assert [c.pg_type for c in table.columns] == ["text", "text", "text", "text", "bytea"]
     assert table.key_kind == "PRIMARY KEY" and table.key_columns == ["ticker", "region"]
-    assert len(table.notes) == 1 and "filter_cache_stage0.cap declared BIGINT" in table.notes[0]
+    assert len(table.notes) == 1 and table.notes[0].startswith("filter_cache_stage0: column cap declared BIGINT")
     assert table_ddl("sqlite_legacy", table) == (
         'CREATE TABLE IF NOT EXISTS "sqlite_legacy"."filter_cache_stage0" ("ticker" text NOT NULL, '
         '"region" text NOT NULL, "cap" text, "d" text, "raw" bytea, PRIMARY KEY ("ticker", "region"))'
