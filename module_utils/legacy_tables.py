@@ -242,8 +242,11 @@ def report_unmapped(result, source, names, why=None):
         )
 
 
-def _create(cur, schema, tables, queries):
-    """Create the schema and the missing tables; returns the names created."""
+def _create(cur, source, schema, names, queries):
+    """Create the schema and the tables it lacks (only those are read to decide their types).
+
+    Returns the LegacyTable plans of the tables created.
+    """
     cur.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
     cur.execute("SELECT to_regnamespace(%s) IS NULL", (quote_ident(schema),))
     if cur.fetchone()[0]:
@@ -251,13 +254,14 @@ def _create(cur, schema, tables, queries):
         cur.execute(stmt)
         queries.append(stmt)
     created = []
-    for table in tables:
-        cur.execute("SELECT to_regclass(%s) IS NULL", ("%s.%s" % (quote_ident(schema), quote_ident(table.name)),))
+    for name in names:
+        cur.execute("SELECT to_regclass(%s) IS NULL", ("%s.%s" % (quote_ident(schema), quote_ident(name)),))
         if cur.fetchone()[0]:
+            table = plan_table(name, *inspect_table(source, name))
             stmt = table_ddl(schema, table)
             cur.execute(stmt)
             queries.append(stmt)
-            created.append(table.name)
+            created.append(table)
     return created
 
 
@@ -294,23 +298,23 @@ def extend_migration(migration, mapping, order):
         return mapping, order
     check_legacy_schema(schema, {(spec or {}).get("schema") or "public" for spec in mapping.values()})
     names = _copyable(source, names, result)
-    tables = [plan_table(name, *inspect_table(source, name)) for name in names]
+    for name in names:  # every name, before anything is created
+        check_identifier(name, "SQLite table")
     with migration.conn.cursor() as cur:
-        created = _create(cur, schema, tables, migration.queries)
+        created = _create(cur, source, schema, names, migration.queries)
     if not migration.check_mode:
         migration.conn.commit()
-    for table in tables:
-        if table.name in created:
-            for note in table.notes:
-                _warn(result, note)
+    for table in created:
+        for note in table.notes:
+            _warn(result, note)
     if created:
         result["changed"] = True
-        result["legacy_created"] = created
-    result["legacy_tables"] = {t.name: "%s.%s" % (schema, t.name) for t in tables}
+        result["legacy_created"] = [t.name for t in created]
+    result["legacy_tables"] = {name: "%s.%s" % (schema, name) for name in names}
     extended = dict(mapping)
-    for table in tables:
-        extended[table.name] = {"schema": schema}
-    return extended, list(order) + [t.name for t in tables]
+    for name in names:
+        extended[name] = {"schema": schema}
+    return extended, list(order) + names
 
 
 def extend_validation(ctx, source):
