@@ -1,13 +1,13 @@
 """Secrets and exposure of the main job on the dev host (issue #9, item 5).
 
 Runs the main job exactly as a user does (`ansible-playbook -i inventories/dev site.yml -vvv`
-against this machine, the dev host), then an on-demand backup (`playbooks/backup.yml -vvv`), so
-the dumps it checks are made by this test and not left behind by an earlier run, and then looks for every configured password in everything
-the job leaves behind: its full -vvv output, the rejects file, the reports (repository reports/
-and the managed host's copy), the PostgreSQL server log, pg_stat_statements and the backup
-manifests and script. It also checks the modes of the files that hold a secret or all the data
-(.env, backups, rejects), that pg_hba.conf has no `trust` rule over TCP and that the dev server
-listens on loopback only.
+against this machine, the dev host), then an on-demand backup (`playbooks/backup.yml -vvv`) so
+that the dumps it checks are made here and not left behind by an earlier run, and then looks for
+every configured password in everything the job leaves behind: its full -vvv output, the rejects
+file, the reports (repository reports/ and the managed host's copy), the PostgreSQL server log,
+pg_stat_statements and the backup manifests and script. It also checks the modes of the files
+that hold a secret or all the data (.env, backups, rejects), that pg_hba.conf has no `trust`
+rule over TCP and that the dev server listens on loopback only.
 
 Sample scale: the job runs with the same sample scale as `scripts/site.sh` (QUANT_SAMPLE_SCALE
 unset, i.e. the inventory's default 1.0). sqlite_sample keeps an existing file whatever the
