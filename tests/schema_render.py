@@ -13,7 +13,8 @@ import yaml
 from ansible.module_utils.timescale_policies import resolve_policies
 
 ROLE = Path(__file__).resolve().parent.parent / "roles" / "quant_database"
-CATALOG = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())["__quant_database_schema_catalog"]
+VARS = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())
+CATALOG = VARS["__quant_database_schema_catalog"]
 
 
 def role_defaults():
@@ -36,3 +37,32 @@ def render_steps(edition, version="2.19.3", **overrides):
         sql = env.get_template("schema/%04d_%s.sql.j2" % (item["step"], name)).render(**variables)
         steps.append({"step": item["step"], "name": name, "sql": sql})
     return steps
+
+
+def _role_name(template, names):
+    """A role entry of vars/main.yml ('{{ quant_database_app_user }}') with the test's role names."""
+    return jinja2.Template(template, undefined=jinja2.StrictUndefined).render(
+        quant_database_owner=names["owner"], quant_database_app_user=names["app"],
+        quant_database_readonly_user=names["readonly"])
+
+
+def grant_statements(db, owner, app, readonly):
+    """The SQL equivalent of tasks/privileges.yml, built from the role's vars/main.yml.
+
+    Run as a superuser after the schema steps, in that order, as the role does.
+    """
+    names = {"owner": owner, "app": app, "readonly": readonly}
+    stmts = ['REVOKE ALL ON DATABASE "%s" FROM PUBLIC' % db]
+    for g in VARS["__quant_database_database_grants"]:
+        stmts.append('GRANT %s ON DATABASE "%s" TO "%s"' % (g["privs"], db, _role_name(g["role"], names)))
+    stmts.append('GRANT USAGE ON SCHEMA public TO "%s", "%s"' % (app, readonly))
+    for g in VARS["__quant_database_grants"]:
+        kind = "TABLES" if g["type"] == "table" else "SEQUENCES"
+        role = _role_name(g["role"], names)
+        stmts.append('GRANT %s ON ALL %s IN SCHEMA public TO "%s"' % (g["privs"], kind, role))
+        stmts.append('ALTER DEFAULT PRIVILEGES FOR ROLE "%s" IN SCHEMA public GRANT %s ON %s TO "%s"'
+                     % (owner, g["privs"], kind, role))
+    for obj in VARS["__quant_database_app_owned"]:
+        kind = {"matview": "MATERIALIZED VIEW", "table": "TABLE", "view": "VIEW"}[obj["type"]]
+        stmts.append('ALTER %s public.%s OWNER TO "%s"' % (kind, obj["name"], app))
+    return stmts

@@ -4,6 +4,7 @@ import hashlib
 
 import pytest
 from ansible.module_utils.schema_steps import SchemaStepError, checksum, normalize_steps, plan
+from schema_render import render_steps
 
 
 def steps(*items):
@@ -67,3 +68,11 @@ def test_recorded_step_missing_from_role_is_refused():
     old = steps((1, "a", "x"), (2, "b", "y"))
     with pytest.raises(SchemaStepError, match="step 2 'b' is recorded"):
         plan(steps((1, "a", "x")), recorded(old))
+
+
+@pytest.mark.parametrize("edition", ["community", "apache"])
+def test_a_database_at_step_5_gets_the_application_steps(edition):
+    desired = normalize_steps(render_steps(edition))
+    at_five = recorded([s for s in desired if s["step"] <= 5])
+    assert [(s["step"], s["name"]) for s in plan(desired, at_five)] == [(6, "app_schema"), (7, "fundamentals_key")]
+    assert [s["step"] for s in desired] == list(range(1, len(desired) + 1))

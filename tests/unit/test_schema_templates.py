@@ -3,6 +3,7 @@
 import re
 
 import pytest
+from ansible.module_utils.schema_steps import checksum
 from schema_render import render_steps
 
 TABLES = {
@@ -23,10 +24,26 @@ def table_body(sql, table):
     return match.group(1)
 
 
+# sha256 prefixes of steps 1-5 as rendered with the role's defaults when databases recorded
+# them: an edit would make every existing database refuse the role (fix forward instead).
+APPLIED = {
+    "community": ["b00fcde7293ad285", "17e7eb0278396e28", "758f04938d404ee3", "0e815f8025fbddbf", "939adaedabd8588e"],
+    "apache": ["b00fcde7293ad285", "17e7eb0278396e28", "758f04938d404ee3", "5e2e4093323effe4", "ebfc735521a1aaeb"],
+}
+APP_TABLES = {"fx_valuation_signals", "ic_time_series", "corporate_actions", "users", "sessions", "audit_log"}
+
+
 def test_step_names_carry_the_edition():
     assert [s["name"] for s in render_steps("community")] == [
-        "tables", "indexes", "hypertables", "aggregates_community", "policies_community"]
-    assert [s["name"] for s in render_steps("apache")][3:] == ["aggregates_apache", "policies_apache"]
+        "tables", "indexes", "hypertables", "aggregates_community", "policies_community", "app_schema",
+        "fundamentals_key"]
+    assert [s["name"] for s in render_steps("apache")][3:] == [
+        "aggregates_apache", "policies_apache", "app_schema", "fundamentals_key"]
+
+
+@pytest.mark.parametrize("edition", ["community", "apache"])
+def test_recorded_steps_are_never_edited(edition):
+    assert [checksum(s["sql"])[:16] for s in render_steps(edition)][:5] == APPLIED[edition]
 
 
 def test_exactly_the_19_tables_and_identical_across_editions():
@@ -118,3 +135,50 @@ def test_apache_has_no_community_only_calls(step):
     sql = sql_of("apache", step)
     for call in ("add_compression_policy", "add_continuous_aggregate_policy", "timescaledb.compress"):
         assert call not in sql
+
+
+def test_app_schema_creates_the_application_tables_without_seed_rows():
+    sql = sql_of("community", 6)
+    assert sql == sql_of("apache", 6)
+    assert set(re.findall(r"CREATE TABLE (\w+) \(", sql)) == APP_TABLES
+    assert "INSERT INTO" not in sql.upper()
+    assert "CONSTRAINT uq_fx_valuation_signals_currency_region_date UNIQUE (currency, region, date)" in sql
+    assert "UNIQUE (factor_name, date, region, holding_period)" in table_body(sql, "ic_time_series")
+    assert "UNIQUE (ticker, region, action_date, action_type)" in table_body(sql, "corporate_actions")
+    assert "DEFAULT 'KR'" not in sql
+    # the application compares these with naive datetimes: no time zone, as its own DDL
+    for table in ("fx_valuation_signals", "users", "sessions"):
+        assert "TIMESTAMPTZ" not in table_body(sql, table) and "TIMESTAMP " in table_body(sql, table)
+    assert ("CREATE UNIQUE INDEX idx_mv_latest_fx_signals_currency_region ON mv_latest_fx_signals (currency, region)"
+            in sql)
+    for fn in ("refresh_latest_fx_signals()", "update_updated_at_column()", "cleanup_expired_sessions()",
+               "update_fx_valuation_signals_updated_at()"):
+        assert "CREATE FUNCTION %s" % fn in sql
+    assert "BEFORE UPDATE ON fx_valuation_signals" in sql and "BEFORE UPDATE ON users" in sql
+
+
+def test_app_schema_columns_of_the_migrated_tables():
+    sql = sql_of("community", 6)
+    assert "REFERENCES tickers (ticker, region) ON DELETE CASCADE" in sql
+    for column, kind in (("collected_date", "DATE"), ("trailing_eps", "NUMERIC(15,4)"),
+                         ("earnings_momentum", "NUMERIC(10,4)"), ("fcf", "BIGINT"), ("fcf_yield", "NUMERIC(10,4)"),
+                         ("pp_e", "NUMERIC(20,2)"), ("nim", "NUMERIC(10,4)"), ("ebitda_margin", "NUMERIC(10,4)"),
+                         ("eps", "DOUBLE PRECISION"), ("bps", "DOUBLE PRECISION")):
+        assert re.search(r"ADD COLUMN %s\s+%s[,;]" % (column, re.escape(kind)), sql), column
+    assert sql.count("ADD COLUMN") == 25  # 22 ticker_fundamentals, 2 stock_details, 1 exchange_rate_history
+    assert sql.count("WHERE") >= 5 and "fiscal_year DESC) WHERE nim IS NOT NULL" in sql
+    assert "ALTER COLUMN change_percent DROP NOT NULL" in sql
+    assert "ADD COLUMN metadata JSONB DEFAULT '{}'" in sql and "USING GIN (metadata)" in sql
+
+
+def test_fundamentals_key_moves_only_colliding_statement_rows_then_adds_the_app_key():
+    sql = sql_of("community", 7)
+    assert sql == sql_of("apache", 7)
+    assert sql.index("DROP CONSTRAINT ticker_fundamentals_key") < sql.index("UPDATE ticker_fundamentals")
+    assert sql.index("UPDATE ticker_fundamentals") < sql.index("RAISE EXCEPTION") < sql.index("ADD CONSTRAINT")
+    assert "UNIQUE (ticker, region, date, period_type);" in sql
+    for rule in ("'ANNUAL' THEN make_date(t.fiscal_year::int, 12, 31)",
+                 "'SEMI-ANNUAL' THEN make_date(t.fiscal_year::int, 6, 30)",
+                 "'^DART-[0-9]{4}-11013$'", "'^DART-[0-9]{4}-11014$'", "o.id <> t.id"):
+        assert rule in sql, rule
+    assert "DELETE" not in sql
