@@ -265,6 +265,27 @@ def _create(cur, source, schema, names, queries):
     return created
 
 
+def _refuse_unrecorded_rows(cur, schema, names):
+    """A legacy copy holding rows that no checkpoint accounts for (the bookkeeping was cleared, e.g.
+    by a rollback, but the copy was not emptied) would be loaded twice: stop and say what to do."""
+    cur.execute("SELECT to_regclass('quant_meta.migration_checkpoints') IS NOT NULL")
+    recorded = set()
+    if cur.fetchone()[0]:
+        cur.execute("SELECT table_name FROM quant_meta.migration_checkpoints WHERE table_name = ANY(%s)", (names,))
+        recorded = {row[0] for row in cur.fetchall()}
+    for name in names:
+        if name in recorded:
+            continue
+        cur.execute("SELECT EXISTS (SELECT 1 FROM %s.%s)" % (quote_ident(schema), quote_ident(name)))
+        if cur.fetchone()[0]:
+            raise LegacyError(
+                "%s.%s holds rows but quant_meta.migration_checkpoints has no record of loading them (the "
+                "bookkeeping was cleared without emptying the copy); loading again would duplicate them: rerun "
+                "with truncate: true (sqlite_migration_truncate) to reload it, or drop schema %s to recreate it"
+                % (schema, name, schema)
+            )
+
+
 def _copyable(source, names, result):
     """Names that can be streamed; WITHOUT ROWID tables are reported (the engine resumes by rowid)."""
     out, without = [], []
@@ -302,6 +323,8 @@ def extend_migration(migration, mapping, order):
         check_identifier(name, "SQLite table")
     with migration.conn.cursor() as cur:
         created = _create(cur, source, schema, names, migration.queries)
+        if not params.get("truncate"):
+            _refuse_unrecorded_rows(cur, schema, [n for n in names if n not in {t.name for t in created}])
     if not migration.check_mode:
         migration.conn.commit()
     for table in created:

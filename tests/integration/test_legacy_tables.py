@@ -227,6 +227,19 @@ def test_every_legacy_row_and_value_is_copied_and_validates(legacy):
     assert {again["tables"][t]["status"] for t in LEGACY} == {"skipped"}
 
 
+def test_rows_without_checkpoint_are_not_loaded_twice(legacy):
+    conn, params = legacy
+    run_migration(params)
+    with conn.cursor() as cur:  # what a rollback that clears the bookkeeping but not the copy leaves
+        cur.execute("DELETE FROM quant_meta.migration_checkpoints")
+    with pytest.raises(MigrationError, match=r"sqlite_legacy\.backtest_results holds rows .* truncate: true"):
+        run_migration(params)
+    assert scalar(conn, "SELECT count(*) FROM sqlite_legacy.kelly_history") == 3
+    result = run_migration(dict(params, truncate=True))
+    assert {result["tables"][t]["status"] for t in LEGACY} == {"copied"}
+    assert scalar(conn, "SELECT count(*) FROM sqlite_legacy.kelly_history") == 3
+
+
 def test_check_mode_creates_nothing(legacy):
     conn, params = legacy
     result = run_migration(params, check_mode=True)
