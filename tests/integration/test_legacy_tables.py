@@ -225,6 +225,13 @@ def test_every_legacy_row_and_value_is_copied_and_validates(legacy):
     again = run_migration(params)
     assert "legacy_created" not in again
     assert {again["tables"][t]["status"] for t in LEGACY} == {"skipped"}
+    # a dropped copy is recreated and loaded again, not skipped by its stale checkpoint
+    with conn.cursor() as cur:
+        cur.execute("DROP TABLE sqlite_legacy.kelly_history")
+    third = run_migration(params)
+    assert third["legacy_created"] == ["kelly_history"]
+    assert third["tables"]["kelly_history"]["status"] == "copied"
+    assert scalar(conn, "SELECT count(*) FROM sqlite_legacy.kelly_history") == 3
 
 
 def test_rows_without_checkpoint_are_not_loaded_twice(legacy):
