@@ -9,11 +9,13 @@ A real data/spock_local.db is whatever the platform's scripts made of it over ti
   code-only columns; the SQLite-only tables (etfs, kelly_*, gpt_analysis,
   filter_cache_*, ...).
 * ``fiscal_year``: + migrations/001 (tickers.market_tier DEFAULT 'MAIN'), +
-  add_fiscal_year_column (fiscal_year INTEGER, NULL on older rows, 2 indexes), +
+  add_fiscal_year_column (fiscal_year INTEGER, 2 indexes; older rows stay NULL
+  except DART rows, filled from data_source 'DART-<year>-<report>'), +
   the 7 + 11 BIGINT financial columns: ALTER TABLE ADD COLUMN, as the scripts do.
-* ``fiscal_year_key``: + fix_uniqueness_constraint: ticker_fundamentals rebuilt
-  with the 11 metrics and fiscal_year only, key (ticker, fiscal_year,
-  period_type), rows restored first-wins (new ids), financial columns lost.
+* ``fiscal_year_key``: + fix_uniqueness_constraint: ticker_fundamentals dropped
+  and recreated with fiscal_year after period_type and the 11 metrics only,
+  key (ticker, fiscal_year, period_type), rows restored first-wins with
+  INSERT OR IGNORE (new ids), financial columns lost.
 * ``kis_ohlcv``: the fiscal_year_key file whose ohlcv_data was created by the
   KIS collector (no id, no atr_14, volume_ma20 BIGINT, date DATE, region NOT
   NULL, created_at/updated_at DEFAULT CURRENT_TIMESTAMP, idx_ohlcv_unique).
@@ -114,12 +116,13 @@ FISCAL_YEAR_INDEXES = [
     "CREATE INDEX idx_ticker_fundamentals_ticker_year ON ticker_fundamentals(ticker, fiscal_year)",
 ]
 
-# fix_uniqueness_constraint.py's rebuilt table: the 11 metrics and fiscal_year, the new key.
-FIXED_FUNDAMENTALS_DDL = """CREATE TABLE ticker_fundamentals_new (
+# fix_uniqueness_constraint.py's rebuilt table: fiscal_year moved after period_type, the 11 metrics, the new key.
+FIXED_FUNDAMENTALS_DDL = """CREATE TABLE ticker_fundamentals (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         ticker TEXT NOT NULL,
         date TEXT NOT NULL,
         period_type TEXT NOT NULL,
+        fiscal_year INTEGER,
         shares_outstanding BIGINT,
         market_cap BIGINT,
         close_price REAL,
@@ -133,10 +136,15 @@ FIXED_FUNDAMENTALS_DDL = """CREATE TABLE ticker_fundamentals_new (
         dividend_per_share REAL,
         created_at TEXT NOT NULL,
         data_source TEXT,
-        fiscal_year INTEGER,
         UNIQUE (ticker, fiscal_year, period_type),
         FOREIGN KEY (ticker) REFERENCES tickers(ticker)
     )"""
+FIXED_FUNDAMENTALS_INDEXES = [
+    "CREATE INDEX idx_ticker_fundamentals_fiscal_year ON ticker_fundamentals(fiscal_year)",
+    "CREATE INDEX idx_ticker_fundamentals_ticker_year ON ticker_fundamentals(ticker, fiscal_year)",
+    "CREATE INDEX idx_fundamentals_ticker_date ON ticker_fundamentals(ticker, date)",
+    "CREATE INDEX idx_fundamentals_period ON ticker_fundamentals(period_type)",
+]
 
 # kis_data_collector.py's ohlcv_data (created when the collector runs first) and its unique index.
 KIS_OHLCV_DDL = """CREATE TABLE ohlcv_data (
@@ -144,11 +152,11 @@ KIS_OHLCV_DDL = """CREATE TABLE ohlcv_data (
         region TEXT NOT NULL,
         timeframe TEXT NOT NULL,
         date DATE NOT NULL,
-        open REAL,
-        high REAL,
-        low REAL,
-        close REAL,
-        volume BIGINT,
+        open REAL NOT NULL,
+        high REAL NOT NULL,
+        low REAL NOT NULL,
+        close REAL NOT NULL,
+        volume BIGINT NOT NULL,
         ma5 REAL,
         ma20 REAL,
         ma60 REAL,
@@ -158,19 +166,22 @@ KIS_OHLCV_DDL = """CREATE TABLE ohlcv_data (
         macd REAL,
         macd_signal REAL,
         macd_hist REAL,
+        volume_ma20 BIGINT,
+        volume_ratio REAL,
+        atr REAL,
         bb_upper REAL,
         bb_middle REAL,
         bb_lower REAL,
-        atr REAL,
-        volume_ma20 BIGINT,
-        volume_ratio REAL,
         created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
         updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
         PRIMARY KEY (ticker, region, timeframe, date)
     )"""
 KIS_OHLCV_INDEXES = [
+    "CREATE INDEX idx_ohlcv_ticker_region ON ohlcv_data(ticker, region)",
+    "CREATE INDEX idx_ohlcv_date ON ohlcv_data(date)",
+    "CREATE INDEX idx_ohlcv_timeframe ON ohlcv_data(timeframe)",
+    "CREATE INDEX idx_ohlcv_ticker_date ON ohlcv_data(ticker, date)",
     "CREATE UNIQUE INDEX idx_ohlcv_unique ON ohlcv_data(ticker, timeframe, date)",
-    "CREATE INDEX idx_ohlcv_ticker_date ON ohlcv_data(ticker, date DESC)",
 ]
 
 # SQLite-only tables (init_db.py, migrations/003-006, db_manager_sqlite.py); never on PostgreSQL.
@@ -376,20 +387,23 @@ def upgrade_to_fiscal_year(conn):
     conn.execute("ALTER TABLE ticker_fundamentals ADD COLUMN fiscal_year INTEGER")
     for stmt in FISCAL_YEAR_INDEXES:
         conn.execute(stmt)
+    # The script fills fiscal_year of existing DART rows from data_source 'DART-<year>-<report>'.
+    conn.execute("UPDATE ticker_fundamentals SET fiscal_year = CAST(substr(data_source, 6, 4) AS INTEGER) "
+                 "WHERE data_source LIKE 'DART-%-%' AND fiscal_year IS NULL")
     for column in FINANCIAL:
         conn.execute("ALTER TABLE ticker_fundamentals ADD COLUMN %s BIGINT" % column)
 
 
 def fix_uniqueness_constraint(conn):
-    """The rebuild: 11 metrics + fiscal_year, key (ticker, fiscal_year, period_type), first row wins, new ids."""
-    kept = ("ticker", "date", "period_type", *METRICS, "created_at", "data_source", "fiscal_year")
-    conn.execute(FIXED_FUNDAMENTALS_DDL)
-    conn.execute("INSERT OR IGNORE INTO ticker_fundamentals_new (%s) SELECT %s FROM ticker_fundamentals "
-                 "ORDER BY id" % (", ".join(kept), ", ".join(kept)))
+    """The script's rebuild: export the rows, drop the table (its AUTOINCREMENT counter goes with it), create
+    it with the new key, restore with OR IGNORE (first row wins, new ids); the financial columns are lost."""
+    kept = ("ticker", "date", "period_type", "fiscal_year", *METRICS, "created_at", "data_source")
+    rows = conn.execute("SELECT %s FROM ticker_fundamentals" % ", ".join(kept)).fetchall()
     conn.execute("DROP TABLE ticker_fundamentals")
-    conn.execute("ALTER TABLE ticker_fundamentals_new RENAME TO ticker_fundamentals")
-    for stmt in [s for s in INIT_DB_INDEXES if "ON ticker_fundamentals" in s] + FISCAL_YEAR_INDEXES:
+    conn.execute(FIXED_FUNDAMENTALS_DDL)
+    for stmt in FIXED_FUNDAMENTALS_INDEXES:
         conn.execute(stmt)
+    insert_rows(conn, "ticker_fundamentals", kept, rows, verb="INSERT OR IGNORE")
 
 
 def _stamp(day, rng):

@@ -154,8 +154,8 @@ def test_fiscal_year_schema(stages):
 def test_fiscal_year_key_schema(stages, stage):
     conn = stages[stage][0]
     fund = columns(conn, "ticker_fundamentals")
-    assert list(fund) == ["id", "ticker", "date", "period_type", *METRICS, "created_at", "data_source",
-                          "fiscal_year"]  # the financial columns are lost
+    # the rebuild moved fiscal_year after period_type and lost the financial columns
+    assert list(fund) == ["id", "ticker", "date", "period_type", "fiscal_year", *METRICS, "created_at", "data_source"]
     assert unique_keys(conn, "ticker_fundamentals") == {("ticker", "fiscal_year", "period_type")}
     assert "market_tier" in columns(conn, "tickers")
 
@@ -202,9 +202,11 @@ def test_fiscal_years_under_one_collection_date(stages):
                          "WHERE date = '2025-10-15' AND period_type = 'ANNUAL' ORDER BY fiscal_year) "
                          "GROUP BY ticker").fetchall()
     assert dict(years) == dict.fromkeys(FUND_TICKERS, "2020,2021,2022")
-    # first wins in the rebuild: DART's 2024 annual kept, collect_quality's dropped with the fix
-    assert scalar(conn, "SELECT count(*) FROM ticker_fundamentals WHERE fiscal_year = 2024 "
-                        "AND period_type = 'ANNUAL' AND data_source = 'DART-2024-11011'") == len(FUND_TICKERS)
+    # first wins in the rebuild: the oldest 2024 annual (dated by its collection day) is kept, the
+    # period-end DART row and collect_quality's row of the same fiscal year went with the fix
+    assert dict(conn.execute("SELECT ticker, date || ' ' || data_source FROM ticker_fundamentals "
+                             "WHERE fiscal_year = 2024 AND period_type = 'ANNUAL'")) \
+        == dict.fromkeys(FUND_TICKERS, "2025-09-05 DART-2024-11011")
     # Q3 overwrote Q1 of the same fiscal year for the tickers it was written for
     q = dict(conn.execute("SELECT ticker, data_source FROM ticker_fundamentals WHERE fiscal_year = 2025 "
                           "AND period_type = 'QUARTERLY'"))
@@ -218,12 +220,13 @@ def test_dart_rows_carry_year_and_report(stages):
     assert set(codes) == {"11011", "11012", "11013", "11014"}
     assert scalar(conn, "SELECT count(*) FROM ticker_fundamentals WHERE data_source LIKE 'DART-%' "
                         "AND CAST(substr(data_source, 6, 4) AS INTEGER) != fiscal_year") == 0
-    # the quality writer dates its 2024 annual by the day it ran, beside DART's period-end row
+    # the older DART row (dated by its collection day) got its fiscal_year from data_source when the column
+    # came; the quality writer dates its 2024 annual by the day it ran, beside DART's period-end row
     assert conn.execute("SELECT date FROM ticker_fundamentals WHERE ticker = '005930' AND fiscal_year = 2024 "
-                        "AND period_type = 'ANNUAL' ORDER BY date").fetchall() == [("2024-12-31",), ("2025-10-10",)]
-    # older rows (before the column existed) have no fiscal_year
+                        "AND period_type = 'ANNUAL' ORDER BY date").fetchall() \
+        == [("2024-12-31",), ("2025-09-05",), ("2025-10-10",)]
     assert scalar(conn, "SELECT count(*) FROM ticker_fundamentals WHERE period_type = 'ANNUAL' "
-                        "AND fiscal_year IS NULL") == len(FUND_TICKERS)
+                        "AND fiscal_year IS NULL") == 0
 
 
 def test_or_replace_keeps_only_the_survivor(stages):
@@ -292,7 +295,7 @@ def test_module_schema_stage_option(tmp_path, monkeypatch):
     path = str(tmp_path / "m.db")
     result = run_module(monkeypatch, {"path": path, "scale": 0.01, "schema_stage": "fiscal_year_key"})
     assert result["changed"] and result["rows"]["backtest_results"] == LEGACY_ROWS
-    assert result["rows"]["ticker_fundamentals"] == 112
+    assert result["rows"]["ticker_fundamentals"] == 105
     unchanged = run_module(monkeypatch, {"path": path, "schema_stage": "fiscal_year_key"})
     assert unchanged["changed"] is False
     refused = run_module(monkeypatch, {"path": path, "schema_stage": "v9", "force": True})
