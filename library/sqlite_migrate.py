@@ -45,6 +45,18 @@ options:
         (C(strip), C(upper), C(lower), C(map), C(null_if)), C(keys) (natural key, default
         the primary key), C(order_by) (stream order, for hypertables), C(references) (orphan checks against
         a source table) and C(batch_rows).
+      - C(derive) kinds - C(lookup) (with C(key), C(match), C(value), C(when)) looks a value up in another source
+        table (a miss is a reject); C(copy) (a source column name) copies another source column of the same row;
+        C(period_end) (a dict naming the C(fiscal_year), C(period_type) and C(report) source columns; C(when) is
+        C(auto), C(always) or C(never)) sets a fundamentals row's date to its fiscal period end (ANNUAL -12-31,
+        SEMI-ANNUAL -06-30, QUARTERLY with DART report code 11013 -03-31 or 11014 -09-30; other rows keep their
+        date); C(auto) does so only when no unique key of the SQLite table includes the column.
+      - A file at an older schema stage migrates with the same mapping - a table the file lacks is skipped
+        (status C(missing), 0 rows); a source column the mapping names but the file lacks is left out (its target
+        column keeps the source value, or gets NULL or its default); a source column the target lacks is not
+        loaded. Each is reported once per table in C(warnings). A NOT NULL target column without default or a
+        key column left without a value, and an explicit rename or derive into a column the target lacks, are
+        errors naming the column and what to set.
       - Default is every table of the SQLite file with the same name and columns.
       - The quant platform's mapping is the default of the sqlite_migration role.
     type: dict
@@ -75,9 +87,24 @@ options:
     type: path
   max_reject_ratio:
     description:
-      - Largest tolerated share of rejected rows per table (0 = any reject fails the task, after the
-        rejects are written).
+      - Largest tolerated share of rejected rows per table. A table fails when it rejects more than
+        I(tolerated_rejects) rows and more than this share of its source rows, or more than I(max_rejects) rows.
+      - The verdict is taken right after each table, before the next one loads. The failing table's rows are
+        committed (its checkpoint is done), the rejects file is written, and the message names the counts, the
+        option to change, the rejects file and the tables already loaded. A rerun does not fail the same way - it
+        finds the table complete, reports its rejects as a warning and goes on with the next table.
+      - With the defaults (0 and I(tolerated_rejects=0)) any reject fails.
     type: float
+    default: 0
+  max_rejects:
+    description:
+      - Largest number of rejected rows per table, whatever the share (unset = no absolute limit).
+    type: int
+  tolerated_rejects:
+    description:
+      - Up to this many rejected rows per table never fail by I(max_reject_ratio) (a few orphans in a small
+        table); I(max_rejects) still applies. Tolerated rejects are reported in C(warnings).
+    type: int
     default: 0
   drop_indexes:
     description:
@@ -201,6 +228,31 @@ tables:
       rows_per_second: 43286.2
       status: copied
       rejects_sample: []
+      warnings: []
+      notes: []
+  contains:
+    status:
+      description:
+        - C(copied), C(resumed), C(skipped) (complete from an earlier run), C(missing) (the SQLite file has no such
+          table; 0 rows); in check mode C(would_copy) or C(would_skip).
+      type: str
+    warnings:
+      description: This table's warnings (schema-stage differences, tolerated or earlier rejects).
+      type: list
+      elements: str
+    notes:
+      description: Decisions worth knowing, e.g. how many dates became fiscal period ends (derive period_end).
+      type: list
+      elements: str
+migration_warnings:
+  description:
+    - Every warning of the run, one line each, each starting with the table name (also in C(tables.<t>.warnings))
+      - tables the file lacks, source columns the mapping names but the file lacks, source columns the target
+      lacks, tolerated rejects, rejects of tables an earlier run loaded, SQLite tables outside the mapping.
+    - Ansible also shows each one as a warning. (Not C(warnings) - Ansible takes that key over.)
+  returned: always
+  type: list
+  elements: str
 total_copied:
   description: Rows copied over all tables.
   returned: always
@@ -266,6 +318,8 @@ def argument_spec():
         batch_rows=dict(type="int", default=50000),
         rejects_path=dict(type="path"),
         max_reject_ratio=dict(type="float", default=0.0),
+        max_rejects=dict(type="int"),
+        tolerated_rejects=dict(type="int", default=0),
         drop_indexes=dict(type="str", choices=["auto", "never"], default="auto"),
         analyze=dict(type="bool", default=True),
         lock_timeout=dict(type="int", default=0),
@@ -285,9 +339,28 @@ def main():
         module.fail_json(msg="checking parameters: batch_rows must be at least 1")
     if not 0 <= params["max_reject_ratio"] <= 1:
         module.fail_json(msg="checking parameters: max_reject_ratio must be between 0 and 1")
-    result = run_or_fail(module, "sqlite_migrate", lambda: run_migration(params, check_mode=module.check_mode),
-                         expected=(MigrationError,))
+    for name in ("max_rejects", "tolerated_rejects"):
+        if (params.get(name) or 0) < 0:
+            module.fail_json(msg="checking parameters: %s must be 0 or more, got %d" % (name, params[name]))
+    result = run_or_fail(module, "sqlite_migrate", lambda: _migrate(module, params), expected=(MigrationError,))
     module.exit_json(**result)
+
+
+def _publish(module, result):
+    """Warnings as migration_warnings (Ansible reserves `warnings`) and as Ansible warnings."""
+    warnings = result.pop("warnings", None) or []
+    result["migration_warnings"] = warnings
+    for text in warnings:
+        module.warn(text)
+    return result
+
+
+def _migrate(module, params):
+    try:
+        return _publish(module, run_migration(params, check_mode=module.check_mode))
+    except MigrationError as exc:
+        _publish(module, exc.result)
+        raise
 
 
 if __name__ == "__main__":

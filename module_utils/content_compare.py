@@ -94,6 +94,11 @@ class _DeriveError(tuple):
 def _derived_values(spec, own, keys, n):
     d = spec.derive
     dmap = d["map"]
+    if d.get("kind") == "period_end":
+        # keys are the rowids (key_index 0); rows without a computed period end keep their own value
+        if own is None:
+            return [dmap.get(keys[i]) for i in range(n)]
+        return [dmap.get(keys[i], own[i]) for i in range(n)]
     always = d["when"] == "always" or own is None
     out = []
     for i in range(n):

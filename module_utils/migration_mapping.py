@@ -8,10 +8,12 @@ Mapping format (one entry per source table; every key optional)::
       columns: {old: new}         # renames; unlisted source columns keep their name
       drop: [atr]                 # source columns deliberately NOT migrated (explicit;
                                   # an unmapped source column is an error, never dropped silently)
-      derive:                     # target columns filled from a lookup in another SOURCE table
+      derive:                     # target columns filled another way (module_utils/migration_derive.py)
         region: {lookup: tickers, key: ticker, match: ticker, value: region, when: null}
                                   # when: null  -> only where the source value is NULL/absent (default)
                                   # when: always -> always looked up (source value ignored)
+        collected_date: {copy: date}          # another source column of the same row
+        date: {period_end: {fiscal_year: fiscal_year, period_type: period_type, report: data_source}}
       transforms:                 # per source column, applied before type conversion, in order
         timeframe: [strip, upper, {map: {DAILY: D}}, {null_if: ['N/A']}]
       keys: [ticker, region, timeframe, date]   # natural key (target names); default: primary key
@@ -22,12 +24,16 @@ Mapping format (one entry per source table; every key optional)::
 
 A lookup miss (the key is not in the lookup table, or maps to more than one
 value) is a reject naming the key; a reference miss is a reject ("orphan").
+
+Files at older schema stages fit the same mapping: names the file lacks and
+source columns the target lacks are plan.warnings, not errors (see build_plan).
 """
 
 from __future__ import annotations
 
 import struct
 
+from ansible.module_utils.migration_derive import DeriveContext, MappingError, compile_derive
 from ansible.module_utils.value_convert import (
     BINARY_TRAILER,
     NULL,
@@ -46,8 +52,8 @@ from ansible.module_utils.value_convert import (
 TRANSFORM_NAMES = ("strip", "upper", "lower")
 
 
-class MappingError(Exception):
-    """The mapping does not fit the source or the target."""
+class SourceTableMissing(MappingError):
+    """The SQLite file lacks a table of the mapping (an older schema stage: skipped, not an error)."""
 
 
 def table_order(mapping, requested=None):
@@ -107,6 +113,9 @@ class TablePlan:
         self.convert_row = None
         self.target = None
         self.dropped = []
+        self.unloaded = []  # source columns the target lacks (reported, not loaded)
+        self.warnings = []  # schema-stage differences, one line each
+        self.notes = []  # decisions worth showing (e.g. derived period ends)
         self.binary = False
 
     def record(self, fields):
@@ -153,27 +162,62 @@ class TablePlan:
 
 
 def build_plan(source_table, spec, source, target, options=None, lookups=None):  # noqa: PLR0917
-    """Check the mapping against both sides and compile the row converter."""
+    """Check the mapping against both sides and compile the row converter.
+
+    A file at an older schema stage is not an error: source columns the mapping
+    names but the file lacks are left out (plan.warnings says so once), and source
+    columns the target lacks are not loaded (also a warning). What cannot work
+    (a NOT NULL target column or a key column left without a value, an explicit
+    rename or derive into a column the target lacks) is a MappingError.
+    """
     options = options or Options()
     lookups = lookups if lookups is not None else {}
     spec = spec or {}
     if not isinstance(spec, dict):
         raise MappingError("mapping for %s must be a dict" % source_table)
+    if not source.has_table(source_table):
+        raise SourceTableMissing("the SQLite file has no table %s" % source_table)
     plan = TablePlan(source_table, spec)
     plan.target = target
-    src_cols = source.columns(source_table)
+    ctx = DeriveContext(source_table, source, source.columns(source_table), lookups)
+    renames, drop, transforms = _named_columns(plan, spec, ctx)
+    used_targets = _plan_source_columns(plan, target, ctx.src_cols, renames, drop, transforms)
+    _plan_derives(plan, spec, target, ctx, used_targets, transforms)
+    _report_stage(plan, ctx)
+    _compile_formats(plan, target, options)
+    _check_required(plan, target, used_targets, ctx.src_cols)
+    plan.keys = _plan_keys(plan, spec, target, used_targets, ctx.src_cols)
+    for ref in _as_list(spec.get("references"), "%s.references" % source_table):
+        plan.references.append(_compile_reference(ref, source_table, source, used_targets))
+    _encode_references(plan)
+    _resolve_positions(plan)
+    plan.convert_row = compile_row_converter(plan)
+    return plan
+
+
+def _named_columns(plan, spec, ctx):
+    """renames, drop and transforms of the spec; names the file lacks are remembered in ctx."""
+    table = plan.source_table
     renames = spec.get("columns") or {}
-    drop = _as_list(spec.get("drop"), "%s.drop" % source_table)
-    derive = spec.get("derive") or {}
+    if not isinstance(renames, dict):
+        raise MappingError("%s.columns must be a dict {source column: target column}" % table)
+    drop = _as_list(spec.get("drop"), "%s.drop" % table)
     transforms = spec.get("transforms") or {}
-    for name in list(renames) + drop + list(transforms):
-        if name not in src_cols:
-            raise MappingError("mapping for %s names source column %r, which the SQLite table does not have "
-                               "(it has: %s)"
-                               % (source_table, name, ", ".join(src_cols)))
-    for col in plan.order_by:
-        if col not in src_cols:
-            raise MappingError("order_by of %s names unknown source column %r" % (source_table, col))
+    if not isinstance(transforms, dict):
+        raise MappingError("%s.transforms must be a dict {source column: [transforms]}" % table)
+    for name, new in renames.items():
+        ctx.need(name, "columns: %s -> %s" % (name, new))
+    for name in drop:
+        ctx.need(name, "drop")
+    for name in transforms:
+        ctx.need(name, "transforms")
+    plan.order_by = [col for col in plan.order_by if ctx.need(col, "order_by")]
+    compiled = {col: _compile_transforms(items, table, col) for col, items in transforms.items()}
+    return renames, drop, compiled
+
+
+def _plan_source_columns(plan, target, src_cols, renames, drop, transforms):  # noqa: PLR0917
+    """One PlanColumn per loaded source column; returns the set of filled target columns."""
     used_targets = set()
     for col in src_cols:
         if col in drop:
@@ -181,28 +225,71 @@ def build_plan(source_table, spec, source, target, options=None, lookups=None): 
             continue
         tname = renames.get(col, col)
         if tname not in target.columns:
-            raise MappingError(
-                "source column %s.%s has no target column %r in %s: rename it in `columns` or list it in `drop`"
-                % (source_table, col, tname, target.display))
-        tcol = target.columns[tname]
-        if tcol.generated:
+            if col in renames:
+                raise MappingError("source column %s.%s is renamed to %r in `columns`, which %s does not have"
+                                   % (plan.source_table, col, tname, target.display))
+            plan.unloaded.append(col)
+            continue
+        if target.columns[tname].generated:
             raise MappingError("target column %s.%s is generated and cannot be loaded" % (target.display, tname))
-        pc = PlanColumn(tname, source=col, transforms=_compile_transforms(transforms.get(col), source_table, col))
-        plan.columns.append(pc)
+        plan.columns.append(PlanColumn(tname, source=col, transforms=transforms.get(col)))
         plan.source_columns.append(col)
         used_targets.add(tname)
+    return used_targets
+
+
+def _plan_derives(plan, spec, target, ctx, used_targets, transforms):  # noqa: PLR0917
+    derive = spec.get("derive") or {}
+    if not isinstance(derive, dict):
+        raise MappingError("%s.derive must be a dict {target column: how}" % plan.source_table)
     for tname, dspec in derive.items():
         if tname not in target.columns:
             raise MappingError("derive for %s names target column %r, which %s does not have"
-                               % (source_table, tname, target.display))
-        compiled = _compile_derive(tname, dspec, source_table, source, src_cols, renames, lookups)
-        existing = [pc for pc in plan.columns if pc.target == tname]
-        if existing:
-            existing[0].derive = compiled
+                               % (plan.source_table, tname, target.display))
+        existing = next((pc for pc in plan.columns if pc.target == tname), None)
+        compiled = compile_derive(tname, dspec, ctx, existing.source if existing else None)
+        if compiled is None:
+            continue
+        if compiled["kind"] == "copy":
+            # a plain column reading another source column: nothing extra per row
+            src = compiled["source"]
+            if existing is None:
+                existing = PlanColumn(tname)
+                plan.columns.append(existing)
+            existing.source, existing.transforms = src, transforms.get(src) or []
+        elif existing is None:
+            plan.columns.append(PlanColumn(tname, derive=compiled))
         else:
-            pc = PlanColumn(tname, derive=compiled)
-            plan.columns.append(pc)
-            used_targets.add(tname)
+            existing.derive = compiled
+        used_targets.add(tname)
+        needed = compiled["source"] if compiled["kind"] == "copy" else compiled.get("key")
+        if needed and needed not in plan.source_columns:
+            plan.source_columns.append(needed)
+    plan.notes.extend(ctx.notes)
+
+
+def _report_stage(plan, ctx):
+    """One warning per kind of schema-stage difference, naming the table and the columns."""
+    table = plan.source_table
+    if ctx.missing:
+        where = {}
+        for col, place in ctx.missing:
+            where.setdefault(col, []).append(place)
+        plan.warnings.append(
+            "%s: the SQLite table has no column %s, which the mapping names; nothing is read from %s (a target "
+            "column it would fill keeps the source value, or gets NULL or its default)"
+            % (table, ", ".join("%s (%s)" % (col, "; ".join(places)) for col, places in where.items()),
+               "it" if len(where) == 1 else "them"))
+    if plan.unloaded:
+        plan.warnings.append(
+            "%s: source column%s %s ha%s no column in %s and %s not loaded (add %s to the target, rename in "
+            "`columns`, or list in `drop` to silence this)"
+            % (table, "s" if len(plan.unloaded) > 1 else "", ", ".join(plan.unloaded),
+               "ve" if len(plan.unloaded) > 1 else "s", plan.target.display,
+               "are" if len(plan.unloaded) > 1 else "is", "them" if len(plan.unloaded) > 1 else "it"))
+
+
+def _compile_formats(plan, target, options):
     copy_format = getattr(options, "copy_format", "auto")
     plan.binary = copy_format != "text" and all(binary_supported(target.columns[pc.target].type) for pc in plan.columns)
     for pc in plan.columns:
@@ -214,19 +301,49 @@ def build_plan(source_table, spec, source, target, options=None, lookups=None): 
     if plan.binary:
         plan.field_count = struct.pack(">h", len(plan.columns))
         plan.header = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
-    missing_required = [c.name for c in target.columns.values()
-                        if c.type.not_null and not c.default and not c.identity and not c.generated
-                        and c.name not in used_targets]
-    if missing_required:
-        raise MappingError("target %s requires NOT NULL column(s) %s that nothing in the mapping provides"
-                           % (target.display, ", ".join(missing_required)))
-    keys = _as_list(spec.get("keys"), "%s.keys" % source_table) or list(target.primary_key or [])
-    for key in keys:
-        if key not in used_targets:
-            raise MappingError("key column %r of %s is not loaded from the source" % (key, source_table))
-    plan.keys = keys
-    for ref in _as_list(spec.get("references"), "%s.references" % source_table):
-        plan.references.append(_compile_reference(ref, source_table, source, used_targets))
+
+
+def _check_required(plan, target, used_targets, src_cols):
+    missing = [c.name for c in target.columns.values()
+               if c.type.not_null and not c.default and not c.identity and not c.generated
+               and c.name not in used_targets]
+    if not missing:
+        return
+    raise MappingError(
+        "target %s requires NOT NULL column%s %s without a default, and the SQLite table %s has no column that "
+        "fills %s (it has: %s); set `columns` ({source column: %s}) or `derive` for %s in the mapping "
+        "(sqlite_migration_mapping), or give the target column a default"
+        % (target.display, "s" if len(missing) > 1 else "", ", ".join(missing), plan.source_table,
+           "them" if len(missing) > 1 else "it", ", ".join(src_cols) or "no columns", missing[0],
+           plan.source_table))
+
+
+def _plan_keys(plan, spec, target, used_targets, src_cols):
+    """The natural key: the mapping's `keys`, else the target's primary key.
+
+    A primary key the target generates itself (identity or default) and the source
+    does not fill is unique by construction: then there is no key to check.
+    """
+    explicit = _as_list(spec.get("keys"), "%s.keys" % plan.source_table)
+    keys = explicit or list(target.primary_key or [])
+    unfilled = [k for k in keys if k not in used_targets]
+    if not explicit and unfilled and all(target.columns[k].identity or target.columns[k].default for k in unfilled):
+        return []
+    for key in unfilled:
+        if key in plan.dropped:
+            why = "source column %r is listed in `drop`" % key
+        elif key not in target.columns:
+            why = "%s has no column %r" % (target.display, key)
+        else:
+            why = "the SQLite table %s has no column %r (it has: %s)" % (plan.source_table, key, ", ".join(src_cols))
+        raise MappingError(
+            "key column %r of %s is not loaded: %s; set `keys` for %s in the mapping (sqlite_migration_mapping) to "
+            "columns the file has, or fill %r with `columns` ({source column: %s}) or `derive`"
+            % (key, plan.source_table, why, plan.source_table, key, key))
+    return keys
+
+
+def _encode_references(plan):
     by_target = {pc.target: pc for pc in plan.columns}
     for ref in plan.references:
         convs = [by_target[c].converter for c in ref["target_columns"]]
@@ -237,18 +354,15 @@ def build_plan(source_table, spec, source, target, options=None, lookups=None): 
             except Exception:  # a key that cannot be converted can never match a converted row
                 continue
         ref["keys"] = encoded
-    col_pos = {}
-    for pos, col in enumerate(plan.source_columns, start=1):
-        col_pos[col] = pos
+
+
+def _resolve_positions(plan):
+    """Position of every read column in the SQLite row tuple (0 is the rowid)."""
+    col_pos = {col: pos for pos, col in enumerate(plan.source_columns, start=1)}
     for pc in plan.columns:
         pc.index = col_pos.get(pc.source) if pc.source else None
-        if pc.derive:
-            pc.derive["key_index"] = col_pos.get(pc.derive["key"])
-            if pc.derive["key_index"] is None:
-                raise MappingError("derive %s.%s: lookup key column %r is not loaded from the source"
-                                   % (source_table, pc.target, pc.derive["key"]))
-    plan.convert_row = compile_row_converter(plan)
-    return plan
+        if pc.derive and pc.derive["kind"] == "lookup":
+            pc.derive["key_index"] = col_pos[pc.derive["key"]]
 
 
 def _compile_transforms(items, table, col):
@@ -296,31 +410,6 @@ def apply_transforms(value, transforms):
             if text in arg:
                 value = None
     return value
-
-
-def _compile_derive(tname, dspec, table, source, src_cols, renames, lookups):  # noqa: PLR0917
-    if not isinstance(dspec, dict) or "lookup" not in dspec or "key" not in dspec:
-        raise MappingError("derive %s.%s needs at least `lookup` and `key`" % (table, tname))
-    lookup_table = dspec["lookup"]
-    key = dspec["key"]
-    match = dspec.get("match", key)
-    value = dspec.get("value", tname)
-    when = dspec.get("when", "null")
-    if when not in ("null", "always"):
-        raise MappingError("derive %s.%s: when must be null or always" % (table, tname))
-    if key not in src_cols:
-        raise MappingError("derive %s.%s: key %r is not a column of source table %s" % (table, tname, key, table))
-    if not source.has_table(lookup_table):
-        raise MappingError("derive %s.%s: lookup table %r is not in the SQLite file" % (table, tname, lookup_table))
-    lcols = source.columns(lookup_table)
-    for col in (match, value):
-        if col not in lcols:
-            raise MappingError("derive %s.%s: lookup table %s has no column %r" % (table, tname, lookup_table, col))
-    cache_key = (lookup_table, match, value)
-    if cache_key not in lookups:
-        lookups[cache_key] = source.lookup(lookup_table, match, value)
-    return {"table": lookup_table, "key": key, "match": match, "value": value,
-            "when": when, "map": lookups[cache_key]}
 
 
 def _compile_reference(ref, table, source, used_targets):
@@ -380,7 +469,11 @@ def compile_row_converter(plan):
         if pc.transforms:
             env["t%d" % i] = pc.transforms
             lines.append("    v = apply_transforms(v, t%d)" % i)
-        if pc.derive:
+        if pc.derive and pc.derive["kind"] == "period_end":
+            # rowid -> period end, computed when the plan was built; other rows keep their value
+            env["d%d" % i] = pc.derive["map"]
+            lines.append("    v = d%d.get(row[0], v)" % i)
+        elif pc.derive:
             env["d%d" % i] = pc.derive
             if pc.derive["when"] == "always" or pc.index is None:
                 lines.append("    v = derive(row, d%d)" % i)
@@ -453,7 +546,9 @@ def explain_row(plan, row):
         try:
             if pc.transforms:
                 value = apply_transforms(value, pc.transforms)
-            if pc.derive and (value is None or pc.derive["when"] == "always"):
+            if pc.derive and pc.derive["kind"] == "period_end":
+                value = shown = pc.derive["map"].get(row[0], value)
+            elif pc.derive and (value is None or pc.derive["when"] == "always"):
                 shown = row[pc.derive["key_index"]]
                 value = _derive_value(row, pc.derive)
             if value is None:

@@ -33,6 +33,7 @@ from ansible.module_utils.migration_state import (
 )
 from ansible.module_utils.pg_target import TargetError, count_rows_exist, droppable_indexes, load_table, sync_sequences
 from ansible.module_utils.quant_postgres import ConnectionFailure, connect, rollback_quietly
+from ansible.module_utils.reject_policy import RejectPolicy
 from ansible.module_utils.sqlite_source import SourceError, open_source
 from ansible.module_utils.table_analyze import analyze_table, hypertable_chunks
 from ansible.module_utils.value_convert import Options
@@ -103,6 +104,7 @@ class Migration:
                                invalid_utf8=params.get("invalid_utf8") or "reject",
                                copy_format=params.get("copy_format") or "auto")
         self.on_conflict = params.get("on_conflict") or "error"
+        self.policy = RejectPolicy.from_params(params)
         self.conn = None
         self.source = None
         self.run_id = uuid.uuid4().hex[:16]
@@ -122,10 +124,7 @@ class Migration:
             order = table_order(mapping, self.params.get("tables"))
         except MappingError as exc:
             raise MigrationError("checking the mapping: %s" % exc, self.result) from None
-        missing = [t for t in order if not self.source.has_table(t)]
-        if missing:
-            raise MigrationError("source SQLite file %s has no table(s) %s (it has: %s)" % (
-                self.params["src"], ", ".join(missing), ", ".join(self.source.tables()) or "none"), self.result)
+        order = self.skip_missing_tables(order)
         try:
             self.conn = connect(self.params)
         except ConnectionFailure as exc:
@@ -150,8 +149,41 @@ class Migration:
                 if not self.source.has_rowid(name):
                     raise MigrationError("source table %s is a WITHOUT ROWID table, which cannot be streamed "
                                          "resumably" % name, self.result)
+                for text in plan.warnings:
+                    self.warn(text)
                 self.plans.append(plan)
         self.conn.rollback()
+
+    def skip_missing_tables(self, order):
+        """Tables of the mapping the file does not have (an older schema stage): reported, 0 rows."""
+        present = []
+        for name in order:
+            if self.source.has_table(name):
+                present.append(name)
+                continue
+            text = ("%s: the SQLite file has no table %s (older schema stage); skipped, 0 rows"
+                    % (name, name))
+            self.warn(text)
+            self.result["tables"][name] = {
+                "target": None, "source_rows": 0, "copied_rows": 0, "rejected_rows": 0, "duplicate_rows": 0,
+                "seconds": 0.0, "rows_per_second": 0.0, "status": "missing", "rejects_sample": [],
+                "warnings": [text], "notes": []}
+        return present
+
+    def warn(self, text):
+        """A module-level warning (result `warnings`; the module shows each one)."""
+        self.result.setdefault("warnings", []).append(text)
+
+    def table_done(self, plan, res):
+        """Attach the plan's warnings and notes to the table's result and apply the reject policy."""
+        res["warnings"] = list(plan.warnings)
+        res["notes"] = list(plan.notes)
+        self.result["tables"][plan.source_table] = res
+        failure = self.policy.judge(plan.source_table, res, self.check_mode)
+        if res.get("reject_warning"):
+            self.warn(res["reject_warning"])
+            res["warnings"].append(res.pop("reject_warning"))
+        return failure
 
     # -- run ----------------------------------------------------------------------------
 
@@ -159,21 +191,38 @@ class Migration:
         try:
             self.prepare()
             if self.check_mode:
-                for plan in self.plans:
-                    self.dry_run_table(plan)
+                self.dry_run()
             else:
                 self.real_run()
         except psycopg2.Error as exc:  # a statement no step above explains (e.g. the server went away)
             if self.conn is not None:
                 rollback_quietly(self.conn)
             raise MigrationError("talking to PostgreSQL: %s" % self.pg_error(exc), self.result) from None
+        except MigrationError:
+            self.totals()
+            raise
         finally:
             self.close()
-        self.result["total_copied"] = sum(t["copied_rows"] for t in self.result["tables"].values())
-        self.result["total_rejected"] = sum(t["rejected_rows"] for t in self.result["tables"].values())
-        self.result["total_duplicates"] = sum(t["duplicate_rows"] for t in self.result["tables"].values())
-        self.check_ratio()
+        self.totals()
         return self.result
+
+    def totals(self):
+        tables = self.result["tables"].values()
+        self.result["total_copied"] = sum(t["copied_rows"] for t in tables)
+        self.result["total_rejected"] = sum(t["rejected_rows"] for t in tables)
+        self.result["total_duplicates"] = sum(t["duplicate_rows"] for t in tables)
+
+    def dry_run(self):
+        """Check mode: every table is read and converted; the reject policy is judged over all of them."""
+        bad = []
+        for plan in self.plans:
+            self.dry_run_table(plan)
+            failure = self.table_done(plan, self.result["tables"][plan.source_table])
+            if failure:
+                bad.append("%s: %s" % (plan.source_table, failure))
+        if bad:
+            raise MigrationError("migration would reject rows (nothing was written): %s" % "; ".join(bad),
+                                 self.result)
 
     def close(self):
         if self.conn is not None and not self.conn.closed:
@@ -198,9 +247,12 @@ class Migration:
             raise MigrationError("preparing quant_meta bookkeeping: %s" % _pg_msg(exc), self.result) from None
         if self.params.get("truncate"):
             self.truncate()
-        for plan in self.plans:
+        for pos, plan in enumerate(self.plans):
             try:
                 self.load_table(plan)
+                failure = self.table_done(plan, self.result["tables"][plan.source_table])
+                if failure:
+                    self.stop_after(pos, failure)
             except psycopg2.Error as exc:
                 rollback_quietly(self.conn)
                 raise MigrationError("loading table %s into %s: %s" % (
@@ -214,6 +266,18 @@ class Migration:
             rollback_quietly(self.conn)
             raise MigrationError("writing the rejects file from quant_meta.migration_rejects: %s"
                                  % self.pg_error(exc), self.result) from None
+
+    def stop_after(self, pos, failure):
+        """Fail right after a table whose rejects break the policy, before the next table loads."""
+        name = self.plans[pos].source_table
+        loaded = [p.source_table for p in self.plans[:pos]]
+        pending = [p.source_table for p in self.plans[pos + 1:]]
+        try:
+            self.write_rejects_file()
+        except psycopg2.Error as exc:
+            rollback_quietly(self.conn)
+            failure += " (writing the rejects file failed too: %s)" % self.pg_error(exc)
+        raise MigrationError(self.policy.failure_message(name, failure, loaded, pending), self.result)
 
     def pg_error(self, exc):
         """The PostgreSQL error in one line; a lost connection says so and how to continue."""
@@ -249,6 +313,7 @@ class Migration:
             res = _table_result(plan, cp["source_rows"], cp["copied_rows"], cp["rejected_rows"], cp["duplicate_rows"],
                                 cp["seconds"], "skipped")
             res["note"] = "already migrated from this source (run_id %s); truncate: true reloads it" % cp["run_id"]
+            res["run_id"] = cp["run_id"]
             res["rejects_sample"] = self.sample_rejects(name, cp["run_id"])
             self.result["tables"][name] = res
             self.log("%s: already migrated, skipped" % name)
@@ -421,25 +486,6 @@ class Migration:
         res = _table_result(plan, source_rows, copied, rejected, duplicates, time.monotonic() - started, status)
         res["rejects_sample"] = sample
         self.result["tables"][name] = res
-
-    # -- final verdict -------------------------------------------------------------------
-
-    def check_ratio(self):
-        ratio = float(self.params.get("max_reject_ratio") or 0)
-        bad = []
-        for name, res in self.result["tables"].items():
-            if res.get("accounting_error"):
-                bad.append("%s: %s" % (name, res["accounting_error"]))
-                continue
-            if res["rejected_rows"] and res["rejected_rows"] > ratio * max(res["source_rows"], 1):
-                bad.append("%s: %d of %d rows rejected (%.4f%% > max_reject_ratio %.4f%%)" % (
-                    name, res["rejected_rows"], res["source_rows"],
-                    100.0 * res["rejected_rows"] / max(res["source_rows"], 1), 100.0 * ratio))
-        if bad:
-            where = (" (details in %s and quant_meta.migration_rejects)" % self.params["rejects_path"]
-                     if self.params.get("rejects_path") and not self.check_mode else "")
-            verb = "would reject" if self.check_mode else "rejected"
-            raise MigrationError("migration %s rows%s: %s" % (verb, where, "; ".join(bad)), self.result)
 
 
 def _pg_msg(exc):

@@ -115,6 +115,42 @@ class SqliteSource:
             self._columns[table] = [_s(row[1]) for row in info]
         return self._columns[table]
 
+    def unique_keys(self, table):
+        """Column lists of the table's unique constraints and unique indexes (PRIMARY KEY included).
+
+        Partial and expression indexes are left out: they do not make the listed
+        columns unique for every row. An INTEGER PRIMARY KEY is the rowid and has
+        no index, so it is listed from table_info.
+        """
+        try:
+            out = []
+            for row in self.conn.execute("PRAGMA index_list(%s)" % qi(table)).fetchall():
+                name, unique, partial = _s(row[1]), row[2], row[4] if len(row) > 4 else 0
+                if not unique or partial:
+                    continue
+                cols = [_s(info[2]) for info in self.conn.execute("PRAGMA index_info(%s)" % qi(name))]
+                if cols and None not in cols:
+                    out.append(cols)
+            info = self.conn.execute("PRAGMA table_info(%s)" % qi(table)).fetchall()
+            pk = [_s(row[1]) for row in sorted((r for r in info if r[5]), key=lambda r: r[5])]
+            if pk and not any(set(k) == set(pk) for k in out):
+                out.append(pk)
+        except sqlite3.DatabaseError as exc:
+            raise SourceError("source SQLite file %s: cannot read the indexes of table %s: %s"
+                              % (self.path, table, exc)) from None
+        return out
+
+    def select(self, table, columns, not_null=()):
+        """Yield ``(rowid, *columns)`` (text decoded) of the rows whose not_null columns hold a value."""
+        query = "SELECT rowid, %s FROM %s" % (", ".join(qi(c) for c in columns), qi(table))
+        if not_null:
+            query += " WHERE " + " AND ".join("%s IS NOT NULL" % qi(c) for c in not_null)
+        try:
+            for row in self.conn.execute(query):
+                yield tuple(_s(v) for v in row)
+        except sqlite3.DatabaseError as exc:
+            raise SourceError("source SQLite file %s: reading table %s failed: %s" % (self.path, table, exc)) from None
+
     def schema_hash(self):
         digest = hashlib.sha256()
         for kind, name, tbl, sql in self._schema:

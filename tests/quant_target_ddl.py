@@ -82,7 +82,7 @@ CREATE TABLE ticker_fundamentals (
     operating_profit BIGINT, net_income BIGINT, ebitda BIGINT, cogs BIGINT, gross_profit BIGINT,
     depreciation BIGINT, interest_expense BIGINT, current_assets BIGINT, current_liabilities BIGINT,
     inventory BIGINT, accounts_receivable BIGINT, cash_and_equivalents BIGINT, operating_cash_flow BIGINT,
-    capital_expenditure BIGINT, free_float_percentage DOUBLE PRECISION,
+    capital_expenditure BIGINT, free_float_percentage DOUBLE PRECISION, collected_date DATE,
     UNIQUE (ticker, region, fiscal_year, period_type));
 
 CREATE TABLE trades (
