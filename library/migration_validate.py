@@ -11,11 +11,18 @@ description:
     (C(pass), C(fail), C(skip)), severity (C(critical), C(warning), C(info)) and detail.
   - C(reconciliation) - per table, source rows = copied + rejected + duplicates from
     C(quant_meta.migration_checkpoints), and both databases agree with that accounting.
+    C(duplicates accounted TABLE) checks every row recorded as a duplicate on its own - read
+    back from SQLite and converted like the migration did, its key must equal a PostgreSQL
+    row on the target's unique key under SQL NULL semantics (a key holding NULL equals
+    nothing unless the index is NULLS NOT DISTINCT; a table without a unique key loaded
+    from the source has no duplicates).
   - C(content) - per table and column, count, NULL count, min, max, sum and an
     order-independent 64-bit hash of (key, value) pairs, computed while streaming both
     sides after the same normalization (the SQLite side goes through the migration's own
     mapping and value converter). When fingerprints differ, a keyed comparison names the
-    first missing, extra or changed keys and the differing columns.
+    first missing, extra or changed keys and the differing columns. Duplicates are left
+    out of the source side by the migration's rules (found again, not read from its
+    records) - the first row is kept, or the latest rowid for I(on_conflict=update) tables.
   - C(integrity) - NULL keys, duplicate keys, orphans against C(tickers(ticker, region)).
   - C(quality) - price rules on OHLCV tables and ticker formats per region (severity
     I(quality_severity)).
@@ -38,7 +45,7 @@ options:
     description:
       - The migration mapping, the same value as the sqlite_migration role's C(sqlite_migration_mapping)
         (dict of source table -> C(target), C(columns), C(drop), C(derive), C(transforms), C(keys),
-        C(order_by), C(references)). A list of items each naming its C(source) table is accepted too.
+        C(on_conflict), C(order_by), C(references)). A list of items each naming its C(source) table is accepted too.
     type: raw
     required: true
   legacy_schema:
@@ -50,6 +57,14 @@ options:
       - Only without I(tables), and only with the C(reconciliation) or C(content) category.
     type: str
     default: ""
+  on_conflict:
+    description:
+      - The migration's module-wide I(on_conflict) (the sqlite_migration role's C(sqlite_migration_on_conflict)),
+        which says which of several source rows with one key PostgreSQL holds. C(update) - the latest (highest
+        rowid); otherwise the first. A table's C(on_conflict) in I(mapping) overrides it.
+    type: str
+    choices: [error, skip, update]
+    default: skip
   tables:
     description: Source tables to validate (default every table of I(mapping)); unknown names are an error.
     type: list
@@ -197,6 +212,7 @@ def argument_spec():
     spec.update(
         src=dict(type="path"),
         mapping=dict(type="raw", required=True),
+        on_conflict=dict(type="str", choices=["error", "skip", "update"], default="skip"),
         tables=dict(type="list", elements="str"),
         checks=dict(type="list", elements="str", choices=CATEGORIES, default=list(CATEGORIES)),
         severity_overrides=dict(type="dict", default={}),

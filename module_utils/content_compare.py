@@ -3,9 +3,12 @@
 The SQLite side reuses the migration's compiled plan (module_utils.migration_mapping:
 renames, transforms, derive lookups and the value_convert converter of each
 target column), so both sides are normalized exactly as the migration wrote
-them. Rows the migration rejected (quant_meta.migration_rejects) are left out;
-when the checkpoint reports duplicate keys, later duplicates (stream order) are
-left out too, as the migration keeps the first.
+them. Rows the migration rejected (quant_meta.migration_rejects, kind reject) are
+left out. When the checkpoint reports duplicates, the duplicates are found again
+here by the migration's rules, not taken from its records: only on the target's
+real unique key (the plan's), a key holding NULL never a duplicate unless the index
+is NULLS NOT DISTINCT, and the first row in stream order kept, or the latest
+(highest rowid) for on_conflict update tables (INSERT OR REPLACE in SQLite).
 
 The SQLite side of every table runs in a forked child process while the parent
 reads PostgreSQL, so the two halves use both CPUs.
@@ -61,12 +64,18 @@ class ColumnSpec:
 class TableJob:
     """Everything both sides need to fingerprint one table."""
 
-    def __init__(self, plan, target, excluded_rowids=(), dedupe=False):
+    def __init__(self, plan, target, excluded_rowids=(), dedupe=False, latest_wins=False):
         self.source_table = plan.source_table
         self.target_schema = plan.target_schema
         self.target_name = plan.target_name
         self.source_columns = list(plan.source_columns)
         self.order_by = list(plan.order_by)
+        # the natural key (a real unique constraint of the target), or none: then rows are
+        # matched on all their columns and no row is ever a duplicate
+        self.natural_key = list(plan.keys)
+        unique = getattr(plan, "unique_key", None)
+        self.nulls_equal = bool(unique and unique.nulls_not_distinct)
+        self.latest_wins = latest_wins
         self.keys = list(plan.keys) or [pc.target for pc in plan.columns]
         self.columns = []
         for pc in plan.columns:
@@ -215,21 +224,41 @@ def _iter_source_chunks(conn, job, excluded, ordered=False):
 
 
 def _duplicate_rowids(conn, job, excluded):
-    """Rowids of later occurrences of a key (stream order), as the migration skips them."""
-    keys, ids = [], []
-    positions = [job.names.index(k) for k in job.keys]
-    for cols, rowids in _iter_source_chunks(conn, job, excluded, ordered=True):
+    """excluded plus the rowids the migration must have counted as duplicates (module docstring)."""
+    if not job.natural_key:
+        return excluded
+    keys, nulls, ids = [], [], []
+    positions = [job.names.index(k) for k in job.natural_key]
+    for cols, rowids in _iter_source_chunks(conn, job, excluded, ordered=not job.latest_wins):
         enc = encode_source_chunk(_KeyOnly(job, positions), cols, len(rowids))
         keys.append(key_hash_np([e[0] for e in enc], len(rowids)))
+        nulls.append(np.logical_or.reduce([np.asarray(e[1], dtype=bool) for e in enc]))
         ids.append(rowids)
     if not keys:
         return excluded
-    allkeys = np.concatenate(keys)
-    allids = np.concatenate(ids)
-    _, first = np.unique(allkeys, return_index=True)
-    later = np.ones(len(allkeys), dtype=bool)
-    later[first] = False
-    return np.union1d(excluded, allids[later])
+    return np.union1d(excluded, superseded(np.concatenate(keys), np.concatenate(ids),
+                                           None if job.nulls_equal else np.concatenate(nulls), job.latest_wins))
+
+
+def superseded(key_hashes, rowids, null_keys=None, latest_wins=False):
+    """Rowids that lose to another row with the same key.
+
+    Arrays in stream order. null_keys: rows whose key holds a NULL, which collide with
+    nothing (None when the index is NULLS NOT DISTINCT). latest_wins: the highest
+    rowid of a key survives; otherwise the first in stream order.
+    """
+    if null_keys is not None:
+        key_hashes, rowids = key_hashes[~null_keys], rowids[~null_keys]
+    if latest_wins:
+        order = np.lexsort((-rowids, key_hashes))  # per key, the highest rowid first
+    else:
+        order = np.lexsort((np.arange(len(key_hashes)), key_hashes))  # per key, stream order
+    ordered = key_hashes[order]
+    later = np.ones(len(ordered), dtype=bool)
+    later[1:] = ordered[1:] == ordered[:-1]
+    if len(later):
+        later[0] = False
+    return np.sort(rowids[order][later])
 
 
 class _KeyOnly:

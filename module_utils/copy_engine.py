@@ -30,7 +30,7 @@ from operator import itemgetter
 
 from ansible.module_utils.migration_mapping import explain_row
 from ansible.module_utils.migration_state import advance_checkpoint, insert_rejects
-from ansible.module_utils.value_convert import describe_value
+from ansible.module_utils.value_convert import NULL, NULL_BINARY, describe_value
 
 try:
     import psycopg2
@@ -74,6 +74,12 @@ class RowFeeder:
         self.exhausted = False
         targets = [pc.target for pc in plan.columns]
         self.key_pos = [targets.index(k) for k in plan.keys] if plan.keys else []
+        # SQL (and SQLite) NULL semantics: a key holding NULL equals no other key, so it is
+        # never a duplicate, unless the index is NULLS NOT DISTINCT. Only keys with a
+        # nullable column pay for the test (NOT NULL columns reject NULLs before).
+        unique = getattr(plan, "unique_key", None)
+        nullable = any(not plan.columns[p].not_null for p in self.key_pos)
+        self.null_field = (plan_null(plan) if nullable and not (unique and unique.nulls_not_distinct) else None)
         key_sources = {pc.source for pc in plan.columns if pc.target in plan.keys and pc.source}
         # Reset the "earlier batches" key memory whenever the order group changes,
         # but only when the order columns are part of the key (then duplicates
@@ -112,6 +118,7 @@ class RowFeeder:
         bkeys = batch.keys
         current_group = self.group
         old_keys = self.old_keys
+        null_field = self.null_field
         pending = []
         count = 0
         rowid = None
@@ -149,13 +156,16 @@ class RowFeeder:
                         self.group = current_group = group
                         self.old_keys = old_keys = {}
                 key = key_of(fields)
-                if key in bkeys or key in old_keys:
+                if null_field is not None and null_field in key:
+                    pass  # NULL in the key: distinct from every other row
+                elif key in bkeys or key in old_keys:
                     if self._duplicate(batch, key, rowid, line):
                         pending = None  # a line in the batch was replaced: rebuild the stream text
                     if count >= limit:
                         break
                     continue
-                bkeys[key] = len(lines)
+                else:
+                    bkeys[key] = len(lines)
             rowids.append(rowid)
             lines.append(line)
             if pending is not None:
@@ -182,7 +192,12 @@ class RowFeeder:
                               "value": describe_value(value), "reason": reason})
 
     def _duplicate(self, batch, key, rowid, line):
-        """Handle a key seen before in this run. Returns True when a batch line was replaced."""
+        """Handle a key seen before in this run. Returns True when a batch line was replaced.
+
+        update keeps the row with the highest rowid (what SQLite's INSERT OR REPLACE
+        left behind), whatever the stream order; every superseded row becomes a
+        duplicate record naming the rowid that superseded it.
+        """
         in_batch = key in batch.keys
         first = batch.rowids[batch.keys[key]] if in_batch else self.old_keys.get(key)
         where = "source rowid %s" % first if first is not None else "an earlier row"
@@ -191,26 +206,25 @@ class RowFeeder:
                          "duplicate key %s, already loaded from %s (on_conflict=error)" % (self._key_text(key), where))
             return False
         batch.duplicates += 1
-        if self.on_conflict == "skip":
-            batch.rejects.append({"source_rowid": rowid, "kind": "duplicate", "column": ",".join(self.plan.keys),
-                                  "value": self._key_text(key),
-                                  "reason": "duplicate key, first row kept (%s; on_conflict=skip)" % where})
+        if self.on_conflict == "skip" or (first is not None and rowid < first):
+            self._superseded(batch, rowid, key, "duplicate key, %s kept (on_conflict=%s)" % (
+                where, self.on_conflict))
             return False
-        # update: the later row wins
+        # update: this later row wins
+        self._superseded(batch, first, key, "duplicate key, superseded by later source rowid %s (on_conflict=update)"
+                         % rowid)
         if in_batch:
             pos = batch.keys[key]
-            batch.rejects.append({"source_rowid": batch.rowids[pos], "kind": "duplicate",
-                                  "column": ",".join(self.plan.keys), "value": self._key_text(key),
-                                  "reason": "duplicate key, replaced by later source rowid %s (on_conflict=update)"
-                                  % rowid})
             batch.rowids[pos] = rowid
             batch.lines[pos] = line
             return True
-        batch.rejects.append({"source_rowid": rowid, "kind": "duplicate", "column": ",".join(self.plan.keys),
-                              "value": self._key_text(key),
-                              "reason": "duplicate key of %s, applied as update (on_conflict=update)" % where})
-        batch.upserts[key] = (rowid, line)
+        self.old_keys[key] = rowid  # a third occurrence supersedes this one
+        batch.upserts[key] = (rowid, line)  # applied as an update of the committed row
         return False
+
+    def _superseded(self, batch, rowid, key, reason):
+        batch.rejects.append({"source_rowid": rowid, "kind": "duplicate", "column": ",".join(self.plan.keys),
+                              "value": self._key_text(key), "reason": reason})
 
     def commit_keys(self, batch):
         """Remember this batch's keys for the following batches.
@@ -223,6 +237,11 @@ class RowFeeder:
         rowids = batch.rowids
         for key, pos in batch.keys.items():
             self.old_keys[key] = rowids[pos]
+
+
+def plan_null(plan):
+    """The converted form of NULL in the plan's COPY format."""
+    return NULL_BINARY if plan.binary else NULL
 
 
 def tuple_getter(positions):

@@ -17,6 +17,13 @@ Mapping format (one entry per source table; every key optional)::
       transforms:                 # per source column, applied before type conversion, in order
         timeframe: [strip, upper, {map: {DAILY: D}}, {null_if: ['N/A']}]
       keys: [ticker, region, timeframe, date]   # natural key (target names); default: primary key
+                                  # it must be one of the target's unique constraints (any column
+                                  # order); a key holding NULL is never a duplicate, unless that
+                                  # index is NULLS NOT DISTINCT; no unique constraint: no duplicates
+      on_conflict: update         # per-table override of the module's on_conflict:
+                                  # error | skip (first row kept) | update (the latest row, highest
+                                  # rowid, wins: what SQLite's INSERT OR REPLACE kept); every
+                                  # superseded row is still recorded as a duplicate
       order_by: [date]            # stream order (source names); default rowid order
       references:                 # orphan checks against a SOURCE table (target col -> source col)
         - {table: tickers, columns: {ticker: ticker, region: region}}
@@ -50,6 +57,7 @@ from ansible.module_utils.value_convert import (
 )
 
 TRANSFORM_NAMES = ("strip", "upper", "lower")
+ON_CONFLICT = ("error", "skip", "update")
 
 
 class SourceTableMissing(MappingError):
@@ -110,6 +118,11 @@ class TablePlan:
         self.order_by = _as_list(self.spec.get("order_by"), "%s.order_by" % source_table)
         self.references = []
         self.batch_rows = self.spec.get("batch_rows")
+        self.on_conflict = self.spec.get("on_conflict")  # None: the module's on_conflict
+        if self.on_conflict not in (None, *ON_CONFLICT):
+            raise MappingError("on_conflict of %s must be one of %s, got %r"
+                               % (source_table, ", ".join(ON_CONFLICT), self.on_conflict))
+        self.unique_key = None  # pg_target.UniqueKey duplicates are judged on (None: no natural key)
         self.convert_row = None
         self.target = None
         self.dropped = []
@@ -340,7 +353,11 @@ def _plan_keys(plan, spec, target, used_targets, src_cols):
             "key column %r of %s is not loaded: %s; set `keys` for %s in the mapping (sqlite_migration_mapping) to "
             "columns the file has, or fill %r with `columns` ({source column: %s}) or `derive`"
             % (key, plan.source_table, why, plan.source_table, key, key))
-    return keys
+    from ansible.module_utils.pg_target import natural_key  # here: pg_target imports this module
+
+    # duplicates are judged only on a real unique constraint (`keys` must name one)
+    plan.unique_key = natural_key(plan.source_table, explicit, target, used_targets)
+    return (explicit or list(plan.unique_key.columns)) if plan.unique_key else []
 
 
 def _encode_references(plan):

@@ -354,8 +354,8 @@ class Migration:
         rows = self.source.iter_rows(name, plan.source_columns, plan.order_by,
                                      after_rowid=None if plan.order_by else after_rowid,
                                      skip=done_rows if plan.order_by else 0)
-        feeder = RowFeeder(plan, rows, self.on_conflict)
-        writer = TableWriter(self.conn, plan, self.on_conflict, run_id, self.queries)
+        feeder = RowFeeder(plan, rows, plan.on_conflict or self.on_conflict)
+        writer = TableWriter(self.conn, plan, plan.on_conflict or self.on_conflict, run_id, self.queries)
         batch_rows = int(plan.batch_rows or self.params.get("batch_rows") or DEFAULT_BATCH_ROWS)
         copied, rejected, duplicates = base
         self.log("%s: loading %d rows into %s%s" % (name, source_rows, plan.target_display,
@@ -455,7 +455,7 @@ class Migration:
         started = time.monotonic()
         source_rows = self.source.count(name)
         rows = self.source.iter_rows(name, plan.source_columns, plan.order_by)
-        feeder = RowFeeder(plan, rows, self.on_conflict)
+        feeder = RowFeeder(plan, rows, plan.on_conflict or self.on_conflict)
         batch_rows = int(plan.batch_rows or self.params.get("batch_rows") or DEFAULT_BATCH_ROWS)
         copied = rejected = duplicates = 0
         sample = []

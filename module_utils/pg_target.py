@@ -7,6 +7,9 @@ quoted with psycopg2.sql.Identifier, never formatted into SQL by hand.
 
 from __future__ import annotations
 
+from collections import namedtuple
+
+from ansible.module_utils.migration_mapping import MappingError
 from ansible.module_utils.value_convert import TargetType
 
 try:
@@ -17,6 +20,12 @@ except ImportError:  # pragma: no cover - the module reports missing psycopg2 ea
 
 class TargetError(Exception):
     """A target table or column is missing or unusable."""
+
+
+# One non-partial unique index (primary key, unique constraint or unique index).
+# nulls_not_distinct: PostgreSQL 15's NULLS NOT DISTINCT; otherwise a key holding
+# NULL never equals another key (SQL semantics, also SQLite's), so it never conflicts.
+UniqueKey = namedtuple("UniqueKey", "name columns nulls_not_distinct primary")
 
 
 class Column:
@@ -38,7 +47,7 @@ class TargetTable:
         self.name = name
         self.oid = oid
         self.columns = columns  # name -> Column (ordered)
-        self.unique_keys = unique_keys  # list of (index name, [cols], nulls_not_distinct)
+        self.unique_keys = unique_keys  # list of UniqueKey
         self.primary_key = primary_key
         self.is_hypertable = is_hypertable
 
@@ -51,12 +60,45 @@ class TargetTable:
         return "%s.%s" % (self.schema, self.name)
 
     def unique_for(self, cols):
-        """The unique index whose column set equals cols, or None."""
+        """The unique index whose column set equals cols (order irrelevant), or None."""
         wanted = set(cols)
         for entry in self.unique_keys:
-            if set(entry[1]) == wanted and len(entry[1]) == len(cols):
+            if set(entry.columns) == wanted and len(entry.columns) == len(cols):
                 return entry
         return None
+
+    def describe_unique_keys(self):
+        """'(a, b), (c)' or 'none': for messages."""
+        return ", ".join("(%s)" % ", ".join(u.columns) for u in self.unique_keys) or "none"
+
+
+def natural_key(table, keys, target, loaded):
+    """The unique key duplicates of `table` are judged on: a UniqueKey, or None (no natural key).
+
+    keys: the mapping's `keys` (target column names) or empty. A given key must be
+    one of the target's real unique constraints (column order irrelevant): collapsing
+    rows on anything else would drop rows PostgreSQL accepts. Without `keys` the
+    primary key is used when every column of it is loaded from the source; an
+    identity/serial key the target generates is no natural key, and a target without
+    a unique constraint has none: then no row is ever a duplicate.
+    """
+    if keys:
+        entry = target.unique_for(keys)
+        if entry is None:
+            raise MappingError(
+                "keys (%s) of %s match no unique constraint of %s (its unique keys: %s): duplicates are judged only "
+                "on a real primary key or unique constraint; set keys to one of those, or remove keys"
+                % (", ".join(keys), table, target.display, target.describe_unique_keys()))
+        for key in keys:
+            if key not in loaded:
+                raise MappingError("key column %r of %s is not loaded from the source" % (key, table))
+        return entry
+    primary = next((u for u in target.unique_keys if u.primary), None)
+    if primary is None and target.primary_key:
+        primary = UniqueKey(None, list(target.primary_key), False, True)
+    if primary is not None and all(c in loaded for c in primary.columns):
+        return primary
+    return None
 
 
 def load_table(cur, schema, name):
@@ -96,13 +138,14 @@ def load_table(cur, schema, name):
                           WHERE x.indexrelid = i.indexrelid), 'false') = 'true'
           FROM pg_index i
          WHERE i.indrelid = %s AND i.indisunique AND i.indpred IS NULL AND 0 <> ALL (i.indkey)
+         ORDER BY i.indisprimary DESC, i.indexrelid
         """,
         (oid,),
     )
     unique_keys = []
     primary_key = None
     for idxname, primary, cols, nnd in cur.fetchall():
-        unique_keys.append((idxname, list(cols), bool(nnd)))
+        unique_keys.append(UniqueKey(idxname, list(cols), bool(nnd), bool(primary)))
         if primary:
             primary_key = list(cols)
     is_hypertable = False

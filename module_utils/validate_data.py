@@ -5,8 +5,8 @@ All SQL is read-only; identifiers are quoted with psycopg2.sql, never formatted 
 
 from __future__ import annotations
 
-from ansible.module_utils.content_compare import explain, fingerprint_target
-from ansible.module_utils.fingerprint import compare_fingerprints, keyed_differences
+from ansible.module_utils.content_compare import explain, fingerprint_target, source_rows_by_rowid
+from ansible.module_utils.fingerprint import Invalid, canonical_text, compare_fingerprints, keyed_differences
 from psycopg2 import sql
 
 # Ticker shapes per region (spec source_system.md §1.4). KR: 6 digits, newer KRX codes
@@ -21,6 +21,7 @@ TICKER_PATTERNS = {
     "VN": r"^[A-Z]{3}$",
 }
 EXAMPLES = 5
+LOOKUP_CHUNK = 5000  # rowids per SQLite IN list / PostgreSQL lookup
 
 
 def _ident(schema, name):
@@ -57,22 +58,33 @@ def checkpoint_for(checkpoints, source_table, target_name):
 
 
 def rejected_rowids(cur, checkpoint, source_table, target_name):
-    """SQLite rowids the migration rejected or skipped as duplicates for this table in the checkpoint's run.
+    """SQLite rowids the migration rejected or counted as duplicates for this table in the checkpoint's run."""
+    rejects, duplicates = recorded_rowids(cur, checkpoint, source_table, target_name)
+    return sorted(set(rejects) | set(duplicates))
+
+
+def recorded_rowids(cur, checkpoint, source_table, target_name):
+    """(rejected rowids, duplicate rowids) recorded in quant_meta.migration_rejects for the checkpoint's run.
 
     The rowid column is ``source_rowid`` (migration_state.py) or ``rowid`` (the original contract).
+    A rowid recorded as both (a superseding row PostgreSQL then refused) counts as rejected.
     """
     if checkpoint is None or not relation_exists(cur, "quant_meta.migration_rejects"):
-        return []
+        return [], []
     cur.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = 'quant_meta' "
-                "AND table_name = 'migration_rejects' AND column_name IN ('source_rowid', 'rowid')")
+                "AND table_name = 'migration_rejects' AND column_name IN ('source_rowid', 'rowid', 'kind')")
     found = [r[0] for r in cur.fetchall()]
-    if not found:
-        return []
+    if "source_rowid" not in found and "rowid" not in found:
+        return [], []
     col = sql.Identifier("source_rowid" if "source_rowid" in found else "rowid")
-    cur.execute(sql.SQL("SELECT DISTINCT {c} FROM quant_meta.migration_rejects WHERE table_name IN (%s, %s) "
-                        "AND run_id IS NOT DISTINCT FROM %s AND {c} IS NOT NULL").format(c=col),
-                (source_table, target_name, checkpoint.get("run_id")))
-    return [r[0] for r in cur.fetchall()]
+    kind = sql.SQL("kind" if "kind" in found else "'reject'")
+    cur.execute(sql.SQL("SELECT DISTINCT {c}, {k} = 'duplicate' FROM quant_meta.migration_rejects "
+                        "WHERE table_name IN (%s, %s) AND run_id IS NOT DISTINCT FROM %s AND {c} IS NOT NULL")
+                .format(c=col, k=kind), (source_table, target_name, checkpoint.get("run_id")))
+    rejects, duplicates = set(), set()
+    for rowid, is_duplicate in cur.fetchall():
+        (duplicates if is_duplicate else rejects).add(rowid)
+    return sorted(rejects), sorted(duplicates - rejects)
 
 
 def check_reconciliation(results, cur, source, plan, *, checkpoint, rejects):
@@ -106,6 +118,98 @@ def check_reconciliation(results, cur, source, plan, *, checkpoint, rejects):
     results.add(name, "reconciliation", "critical", not problems, detail, table,
                 {"source_rows": s, "copied_rows": c, "rejected_rows": r, "duplicate_rows": d,
                  "sqlite_rows_now": src_now, "postgres_rows": pg_rows, "reject_records": len(rejects)})
+
+
+def check_duplicates_accounted(results, cur, job, target, *, src_path, checkpoint, duplicates):
+    """Every row the migration counted as a duplicate has a row with its key in PostgreSQL.
+
+    Checked on its own, not from the module's count: each recorded duplicate is read
+    back from SQLite and converted like the migration did, and its key must equal,
+    under SQL NULL semantics, a row in the target (the row that superseded it) on the
+    target's unique key. A key holding NULL equals nothing (unless NULLS NOT
+    DISTINCT), and a table without a natural key has no duplicates at all.
+    """
+    table = job.source_table
+    name = "duplicates accounted %s" % table
+    if checkpoint is None:
+        return  # row accounting already reports the missing checkpoint
+    counted = checkpoint["duplicate_rows"] or 0
+    if not counted and not duplicates:
+        results.add(name, "reconciliation", "critical", True, "no duplicates counted", table, {"duplicates": 0})
+        return
+    problems = []
+    if counted != len(duplicates):
+        problems.append("the checkpoint counts %d duplicate(s), quant_meta.migration_rejects records %d by rowid"
+                        % (counted, len(duplicates)))
+    if job.natural_key:
+        unmatched = _unmatched_duplicates(cur, job, target, src_path, duplicates)
+        key = "(%s)" % ", ".join(job.natural_key)
+    else:
+        unmatched = [(r, "%s has no unique key loaded from the source" % target.display) for r in duplicates]
+        key = "no natural key: no row may be a duplicate"
+    if unmatched:
+        problems.append("%d of %d duplicate(s) match no PostgreSQL row on %s: %s" % (
+            len(unmatched), len(duplicates), key,
+            "; ".join("SQLite rowid %s %s" % pair for pair in unmatched[:EXAMPLES])))
+    detail = "; ".join(problems) if problems else (
+        "each of %d duplicate(s) equals a PostgreSQL row on %s" % (len(duplicates), key))
+    results.add(name, "reconciliation", "critical", not problems, detail, table,
+                {"duplicates": len(duplicates), "checkpoint_duplicates": counted, "unmatched": len(unmatched),
+                 "unmatched_rowids": [r for r, _why in unmatched[:EXAMPLES]]})
+
+
+def _unmatched_duplicates(cur, job, target, src_path, rowids):
+    """[(rowid, why)] of duplicates whose key matches no target row."""
+    positions = [job.names.index(k) for k in job.natural_key]
+    kinds = [job.kinds[p] for p in positions]
+    out = []
+    for start in range(0, len(rowids), LOOKUP_CHUNK):
+        chunk = rowids[start:start + LOOKUP_CHUNK]
+        rows = source_rows_by_rowid(src_path, job, chunk)
+        lookup = {}
+        for rowid in chunk:
+            row = rows.get(rowid)
+            if row is None:
+                out.append((rowid, "is no longer in the SQLite table"))
+                continue
+            values = [row[p] for p in positions]
+            shown = "(%s)" % ", ".join("%s=%s" % (k, canonical_text(v, kind))
+                                       for k, v, kind in zip(job.natural_key, values, kinds))
+            if any(isinstance(v, Invalid) for v in values):
+                out.append((rowid, "%s: unconvertible key" % shown))
+            elif not job.nulls_equal and any(v is None for v in values):
+                out.append((rowid, "%s: a key holding NULL equals no other row" % shown))
+            else:
+                lookup[rowid] = ([None if v is None else canonical_text(v, kind) for v, kind in zip(values, kinds)],
+                                 shown)
+        missing = _keys_not_in_target(cur, job, target, lookup)
+        out.extend((rowid, "%s: no such key in %s" % (lookup[rowid][1], target.display)) for rowid in missing)
+    return sorted(out)
+
+
+def _keys_not_in_target(cur, job, target, lookup):
+    """Rowids of lookup {rowid: ([key texts], shown)} whose key no target row has."""
+    if not lookup:
+        return []
+    cols = ["c%d" % i for i in range(len(job.natural_key))]
+    match = []
+    for col, key in zip(cols, job.natural_key):
+        left = sql.SQL("t.{}").format(sql.Identifier(key))
+        right = sql.SQL("CAST(k.{} AS {})").format(sql.Identifier(col), sql.SQL(target.columns[key].type.sql_type))
+        if job.nulls_equal:
+            match.append(sql.SQL("({} = {} OR ({} IS NULL AND k.{} IS NULL))").format(
+                left, right, left, sql.Identifier(col)))
+        else:
+            match.append(sql.SQL("{} = {}").format(left, right))
+    rowids = sorted(lookup)
+    query = sql.SQL("SELECT k.i FROM unnest({}) AS k(i, {}) WHERE NOT EXISTS (SELECT 1 FROM {} t WHERE {}) "
+                    "ORDER BY k.i").format(
+        sql.SQL(", ").join([sql.SQL("%s::bigint[]")] + [sql.SQL("%s::text[]")] * len(cols)),
+        sql.SQL(", ").join(sql.Identifier(c) for c in cols),
+        _ident(job.target_schema, job.target_name), sql.SQL(" AND ").join(match))
+    args = [rowids] + [[lookup[r][0][i] for r in rowids] for i in range(len(cols))]
+    cur.execute(query, args)
+    return [r[0] for r in cur.fetchall()]
 
 
 # -- content ----------------------------------------------------------------------------------
@@ -146,14 +250,16 @@ def check_content(results, conn, job, plan, *, src_path, source_result, max_diff
 # -- integrity --------------------------------------------------------------------------------
 
 
-def _not_null(target, cols):
-    return all(target.columns[c].type.not_null for c in cols if c in target.columns)
-
-
 def check_key_nulls(results, cur, plan, target):
+    """NULLs in the natural key: impossible where the catalog says NOT NULL; where the unique
+    key has a nullable column (SQLite allowed NULL there too), they are counted and reported,
+    and pass: such rows are distinct from every other row (unless NULLS NOT DISTINCT)."""
     table = plan.target_name
     name = "no NULL keys %s" % table
     keys = list(plan.keys)
+    if not keys:
+        results.add(name, "integrity", "critical", True, "no natural key (no unique key loaded from the source)", table)
+        return
     nullable = [k for k in keys if not target.columns[k].type.not_null]
     if not nullable:
         results.add(name, "integrity", "critical", True, "key (%s) is NOT NULL in the catalog" % ", ".join(keys), table)
@@ -163,29 +269,39 @@ def check_key_nulls(results, cur, plan, target):
         _ident(plan.target_schema, table))
     cur.execute(query)
     counts = dict(zip(nullable, cur.fetchone()))
-    bad = {k: v for k, v in counts.items() if v}
-    detail = ("NULL key values: %s" % ", ".join("%s %d" % kv for kv in bad.items())) if bad else \
+    found = {k: v for k, v in counts.items() if v}
+    nnd = bool(plan.unique_key and plan.unique_key.nulls_not_distinct)
+    semantics = "NULLS NOT DISTINCT: equal NULLs collide" if nnd else "NULLs are distinct: never duplicates"
+    detail = ("NULL in nullable key column(s), as in the source: %s (%s)"
+              % (", ".join("%s %d" % kv for kv in found.items()), semantics)) if found else \
         "no NULLs in key (%s)" % ", ".join(keys)
-    results.add(name, "integrity", "critical", not bad, detail, table, {"nulls": counts})
+    results.add(name, "integrity", "critical", True, detail, table, {"nulls": counts})
 
 
 def check_duplicate_keys(results, cur, plan, target):
     table = plan.target_name
     name = "no duplicate keys %s" % table
     keys = list(plan.keys)
+    if not keys:
+        results.add(name, "integrity", "critical", True,
+                    "no unique key loaded from the source: repeated rows are allowed, none was dropped", table)
+        return
     enforced = target.unique_for(keys)
-    if enforced and _not_null(target, keys):
-        results.add(name, "integrity", "critical", True, "enforced by unique index %s" % enforced[0], table)
+    if enforced:
+        results.add(name, "integrity", "critical", True, "enforced by unique index %s%s" % (
+            enforced.name, " (NULLS NOT DISTINCT)" if enforced.nulls_not_distinct else ""), table)
         return
     ident = _ident(plan.target_schema, table)
     cols = sql.SQL(", ").join(sql.Identifier(k) for k in keys)
-    cur.execute(sql.SQL("SELECT count(*), coalesce(sum(n), 0) FROM (SELECT count(*) AS n FROM {} GROUP BY {} "
-                        "HAVING count(*) > 1) d").format(ident, cols))
+    # NULL keys never collide (SQL semantics)
+    where = sql.SQL(" AND ").join(sql.SQL("{} IS NOT NULL").format(sql.Identifier(k)) for k in keys)
+    cur.execute(sql.SQL("SELECT count(*), coalesce(sum(n), 0) FROM (SELECT count(*) AS n FROM {} WHERE {} "
+                        "GROUP BY {} HAVING count(*) > 1) d").format(ident, where, cols))
     groups, rows = cur.fetchone()
     examples = []
     if groups:
-        cur.execute(sql.SQL("SELECT {}, count(*) FROM {} GROUP BY {} HAVING count(*) > 1 ORDER BY {} LIMIT %s").format(
-            cols, ident, cols, cols), (EXAMPLES,))
+        cur.execute(sql.SQL("SELECT {}, count(*) FROM {} WHERE {} GROUP BY {} HAVING count(*) > 1 ORDER BY {} "
+                            "LIMIT %s").format(cols, ident, where, cols, cols), (EXAMPLES,))
         examples = ["(%s) x%d" % (", ".join(str(v) for v in row[:-1]), row[-1]) for row in cur.fetchall()]
     detail = ("%d duplicated key(s) over %d rows on (%s): %s" % (groups, rows, ", ".join(keys), "; ".join(examples))
               if groups else "no duplicates on (%s) (no unique index: checked by scan)" % ", ".join(keys))

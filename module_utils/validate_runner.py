@@ -140,30 +140,33 @@ def run(params, check_mode=False):
         cur.execute("SET TimeZone TO 'UTC'")
         plans, targets = _plans(ctx, cur, source)
         checkpoints = validate_data.load_checkpoints(cur) if need_source else None
-        jobs, rejects = [], {}
+        jobs, rejects, duplicates = {}, {}, {}
         for table, plan in plans.items():
             cp = validate_data.checkpoint_for(checkpoints, table, plan.target_name)
-            rejects[table] = validate_data.rejected_rowids(cur, cp, table, plan.target_name)
-            # duplicates the migration did not record by rowid are found again by key (first kept)
-            recorded = len(rejects[table])
-            dedupe = bool(cp and (cp.get("duplicate_rows") or 0) > 0
-                          and recorded < (cp.get("rejected_rows") or 0) + cp["duplicate_rows"])
-            jobs.append(TableJob(plan, targets[plan.target_name][1], rejects[table], dedupe))
+            rejects[table], duplicates[table] = validate_data.recorded_rowids(cur, cp, table, plan.target_name)
+            # duplicates are found again by the migration's rules, never taken from its records
+            dedupe = bool(cp and ((cp.get("duplicate_rows") or 0) > 0 or duplicates[table]))
+            latest = (plan.on_conflict or params.get("on_conflict") or "skip") == "update"
+            jobs[table] = TableJob(plan, targets[plan.target_name][1], rejects[table], dedupe, latest)
         conn.rollback()
         if ctx.wants("content") and jobs:
-            worker = SourceFingerprints(params["src"], jobs, parallel=params.get("parallel", True))
+            worker = SourceFingerprints(params["src"], jobs.values(), parallel=params.get("parallel", True))
         timings["setup"] = time.monotonic() - started
         mark = time.monotonic()
         if ctx.wants("reconciliation"):
             for table, plan in plans.items():
                 cp = validate_data.checkpoint_for(checkpoints, table, plan.target_name)
+                recorded = sorted(set(rejects[table]) | set(duplicates[table]))
                 _guard(ctx, "row accounting %s" % table, "reconciliation", "critical",
-                       _reconcile, results, cur, source, plan, (cp, rejects[table]), table=table)
+                       _reconcile, results, cur, source, plan, (cp, recorded), table=table)
+                _guard(ctx, "duplicates accounted %s" % table, "reconciliation", "critical", _duplicates_accounted,
+                       results, cur, jobs[table], (cp, duplicates[table], params["src"], targets[plan.target_name][1]),
+                       table=table)
             conn.rollback()
         timings["reconciliation"] = time.monotonic() - mark
         mark = time.monotonic()
         if worker is not None:
-            for job in jobs:
+            for job in jobs.values():
                 plan = plans[job.source_table]
                 try:
                     validate_data.check_content(results, conn, job, plan, src_path=params["src"],
@@ -221,6 +224,12 @@ def run(params, check_mode=False):
 def _reconcile(results, cur, source, plan, accounting):
     checkpoint, rejects = accounting
     validate_data.check_reconciliation(results, cur, source, plan, checkpoint=checkpoint, rejects=rejects)
+
+
+def _duplicates_accounted(results, cur, job, accounting):
+    checkpoint, duplicates, src, target = accounting
+    validate_data.check_duplicates_accounted(results, cur, job, target, src_path=src, checkpoint=checkpoint,
+                                             duplicates=duplicates)
 
 
 def _prices(results, cur, target, where):

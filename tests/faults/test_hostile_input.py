@@ -195,6 +195,9 @@ def create_hostile_targets(conn, variant):
             # a non-unique index with a hostile name: dropped while loading and rebuilt after
             cur.execute(sql.SQL("CREATE INDEX {} ON {} ({})").format(
                 sql.Identifier("idx; drop %s " + name[:20]), ident, sql.Identifier(cols[1])))
+            # the mapping's keys must name a real unique constraint: a hostile-named one
+            cur.execute(sql.SQL("CREATE UNIQUE INDEX {} ON {} ({})").format(
+                sql.Identifier("uq; drop %s " + name[:20]), ident, sql.Identifier(cols[1])))
 
 
 def hostile_mapping(variant):

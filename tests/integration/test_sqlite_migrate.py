@@ -253,6 +253,8 @@ def test_on_conflict_against_existing_rows(pg_server, pg_db, target, tmp_path, m
     ])
     lite.commit()
     with target.cursor() as cur:
+        # the key spock's migrations/006 adds when it creates the table (keys must name a real unique key)
+        cur.execute("ALTER TABLE exchange_rate_history ADD UNIQUE (currency, rate_date)")
         cur.execute("INSERT INTO exchange_rate_history (id, currency, rate, timestamp, rate_date) "
                     "VALUES (100, 'JPY_KRW', 9.0, now(), '2025-10-17')")
     mapping = {"exchange_rate_history": {"keys": ["currency", "rate_date"]}}
@@ -344,6 +346,8 @@ def test_hostile_identifiers(pg_server, pg_db, tmp_path):
             sql.Identifier(table), sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in cols)))
         cur.execute(sql.SQL("CREATE INDEX {} ON {} ({})").format(
             sql.Identifier("idx; drop"), sql.Identifier(table), sql.Identifier("a b")))
+        # keys must name a real unique constraint
+        cur.execute(sql.SQL("ALTER TABLE {} ADD UNIQUE ({})").format(sql.Identifier(table), sql.Identifier("select")))
     params = pg_server.params(pg_db)
     params.update(src=str(src), mapping={table: {"keys": ["select"], "order_by": ["x'y"]}})
     result = run_migration(params)
