@@ -507,10 +507,11 @@ def kis_upsert(conn):
     """The KIS collector's upsert ON CONFLICT (ticker, timeframe, date): the last write wins and keeps the
     existing row's region and created_at."""
     conn.execute("INSERT INTO ohlcv_data (ticker, region, timeframe, date, open, high, low, close, volume, "
-                 "updated_at) SELECT ticker, region, timeframe, date, open, high, low, close * 1.01, volume, "
-                 "'2025-10-18 01:00:00' FROM ohlcv_data WHERE ticker = '005930' AND date >= '2025-10-15' "
-                 "ON CONFLICT (ticker, timeframe, date) DO UPDATE SET close = excluded.close, "
-                 "updated_at = excluded.updated_at")
+                 "updated_at) SELECT ticker, region, timeframe, date, open, max(high, close * 1.01), low, "
+                 "close * 1.01, volume, '2025-10-18 01:00:00' FROM ohlcv_data WHERE ticker = '005930' "
+                 "AND date >= '2025-10-15' ON CONFLICT (ticker, timeframe, date) DO UPDATE SET "
+                 "open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close, "
+                 "volume = excluded.volume, updated_at = excluded.updated_at")
 
 
 def _legacy_value(rng, i, name, decl, notnull):
@@ -526,14 +527,14 @@ def _legacy_value(rng, i, name, decl, notnull):
         return '{"row": %d}' % i
     if "BOOL" in decl:
         return rng.choice((0, 1))
-    if "DATE" == decl or name.endswith("_date") or name == "date":
-        return (datetime.date(2025, 10, 1) + datetime.timedelta(days=i)).isoformat()
-    if decl in ("TIMESTAMP", "DATETIME") or name.endswith(("_at", "_time", "timestamp")):
-        return "2025-10-%02d %02d:00:00" % (i + 1, 9 + i)
     if "INT" in decl:
         return rng.randrange(1, 10**6)
     if decl == "REAL":
         return round(rng.uniform(-10, 100), 4)
+    if decl == "DATE" or name.endswith("_date") or name == "date":
+        return (datetime.date(2025, 10, 1) + datetime.timedelta(days=i)).isoformat()
+    if decl in ("TIMESTAMP", "DATETIME") or name.endswith(("_at", "_time", "timestamp")):
+        return "2025-10-%02d %02d:00:00" % (i + 1, 9 + i)
     return "%s %d" % (name, i)
 
 

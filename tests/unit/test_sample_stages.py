@@ -266,6 +266,8 @@ def test_orphan_etf_and_legacy_tables(stages):
         assert set(LEGACY) <= tables
         assert ("config_hash",) in unique_keys(conn, "backtest_results")
         assert {"kelly_sizing", "kelly_analysis", "gpt_analysis", "etfs", "filter_cache_stage0"} <= set(LEGACY)
+        assert scalar(conn, "SELECT count(*) FROM kis_api_logs "
+                            "WHERE typeof(response_time) NOT IN ('real', 'null')") == 0
         # child rows point at parents that exist (the real writers keep these consistent)
         assert scalar(conn, "SELECT count(*) FROM rebalancing_orders WHERE rebalance_id NOT IN "
                             "(SELECT rebalance_id FROM rebalancing_history)") == 0
