@@ -473,14 +473,19 @@ def write_fundamentals_fiscal_year_key(conn, rng):
 
 
 def write_exchange_rates(conn, rng):
-    """One row per call (no key in this table): the same (currency, rate_date) several times a day."""
-    rows = [("USD_KRW", 1385.5, "2025-10-14T09:00:01.000001", "2025-10-14", "BOK_API", "2025-10-14 00:00:02")]
+    """One row per call (no key in this table): the same (currency, rate_date) several times a day.
+
+    exchange_rate_manager.py leaves created_at to CURRENT_TIMESTAMP (UTC, 'YYYY-MM-DD HH:MM:SS');
+    fx_data_collector.py writes datetime.now().isoformat() (local, 'T', microseconds). Older rows
+    carry the 'USD_KRW' currency form."""
+    rows = [("USD_KRW", 1385.5, "2025-10-14T09:00:01.000001", "2025-10-14", "BOK_API", "2025-10-14 00:00:01")]
     for day in ("2025-10-15", "2025-10-16", "2025-10-17"):
         for currency, rate in FX_CURRENCIES:
             for call in range(1 + (currency in ("USD", "JPY")) + (day == "2025-10-17")):
                 stamp = _stamp(day, rng)
-                rows.append((currency, round(rate * rng.uniform(0.99, 1.01), 4), stamp, day,
-                             "KIS API" if call else "BOK_API", stamp[:19].replace("T", " ")))
+                utc = datetime.datetime.fromisoformat(stamp) - datetime.timedelta(hours=9)
+                created = stamp if call else utc.strftime("%Y-%m-%d %H:%M:%S")
+                rows.append((currency, round(rate * rng.uniform(0.99, 1.01), 4), stamp, day, "BOK_API", created))
     insert_rows(conn, "exchange_rate_history", ("currency", "rate", "timestamp", "rate_date", "source", "created_at"),
                 rows)
 
