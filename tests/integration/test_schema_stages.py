@@ -239,3 +239,7 @@ def test_sqlite_only_tables_are_in_the_legacy_schema(pg_server, outcomes, stage)
         got[table] = query(pg_server, out.db, 'SELECT count(*) FROM "%s"."%s"' % (schema, table))[0][0] \
             if rows else None
     assert got == legacy
+    # reconciled by the validation like the mapped tables
+    status = {c["name"]: c["status"] for c in out.validation["checks"]}
+    for table in legacy:
+        assert status.get("row accounting %s" % table) == status.get("content %s" % table) == "pass", table
