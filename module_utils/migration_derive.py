@@ -12,9 +12,12 @@ Three kinds, each a dict under the target column's name::
         the fiscal period end of a fundamentals row: ANNUAL -> <fiscal_year>-12-31,
         SEMI-ANNUAL -> -06-30, QUARTERLY with `report` DART-<year>-11013 (the Q1 report)
         -> -03-31 and DART-<year>-11014 (Q3) -> -09-30. Values match exactly, as the
-        platform writes them (the rule of schema step 0007). Rows without a
-        fiscal_year (or whose fiscal_year is not a year), QUARTERLY rows without a report
-        code, DAILY rows and every other period type keep the source value.
+        platform writes them (the rule of schema step 0007). A QUARTERLY row without one
+        of those codes names no quarter: it gets -12-31, a date no coded row uses, so
+        the rows a fiscal_year-keyed file keeps apart stay apart (fiscal_year and
+        collected_date keep what the file said). Rows without a fiscal_year (or whose
+        fiscal_year is not a year), DAILY rows and every other period type keep the
+        source value.
         when: auto (default) derives only when no unique key of the SQLite table includes
         the column (a file keyed on fiscal_year, where the date is the collection date);
         always / never force it.
@@ -33,6 +36,7 @@ PERIOD_WHEN = ("auto", "always", "never")
 PERIOD_DEFAULTS = {"fiscal_year": "fiscal_year", "period_type": "period_type", "report": "data_source"}
 PERIOD_ENDS = {"ANNUAL": "12-31", "SEMI-ANNUAL": "06-30"}
 QUARTER_ENDS = {"11013": "03-31", "11014": "09-30"}  # DART reprt_code of the Q1 and Q3 reports
+UNKNOWN_QUARTER_END = "12-31"  # no quarterly report ends there (Q4 is the annual report)
 REPORT_CODE = re.compile(r"DART-[0-9]{4}-(1101[34])")  # the same rule as schema step 0007
 
 
@@ -160,9 +164,9 @@ def period_end(fiscal_year, period_type, report=None):
     if year is None or period_type is None:
         return None
     suffix = PERIOD_ENDS.get(period_type)
-    if suffix is None and period_type == "QUARTERLY" and report is not None:
-        found = REPORT_CODE.fullmatch(str(report))
-        suffix = QUARTER_ENDS.get(found.group(1)) if found else None
+    if period_type == "QUARTERLY":
+        found = REPORT_CODE.fullmatch(str(report)) if report is not None else None
+        suffix = QUARTER_ENDS.get(found.group(1)) if found else UNKNOWN_QUARTER_END
     return None if suffix is None else "%04d-%s" % (year, suffix)
 
 

@@ -169,9 +169,9 @@ def test_period_end_replaces_dates_only_in_a_fiscal_year_keyed_file(tmp_path):
     dates = [(f[names.index("date")], f[names.index("collected_date")]) for f in map(plan.convert_row,
                                                                                       _rows(src, plan))]
     assert dates == [("2023-12-31", "2025-10-15"), ("2024-12-31", "2025-10-15"), ("2024-03-31", "2025-10-15"),
-                     ("2024-09-30", "2025-10-16"), ("2025-10-16", "2025-10-16"), ("2025-10-17", "2025-10-17"),
+                     ("2024-09-30", "2025-10-16"), ("2024-12-31", "2025-10-16"), ("2025-10-17", "2025-10-17"),
                      ("2024-06-30", "2025-10-17")]
-    assert any("replaces the source value in 5 rows" in note for note in plan.notes)
+    assert any("replaces the source value in 6 rows" in note for note in plan.notes)
     assert not plan.warnings
 
 
@@ -211,14 +211,14 @@ def test_unique_keys_of_the_source(tmp_path):
 @pytest.mark.parametrize(("fiscal_year", "period_type", "report", "expected"), [
     (2023, "ANNUAL", "DART-2023-11011", "2023-12-31"),
     (2023, "annual", None, None),  # exactly as the platform writes it
-    (2023, "QUARTERLY", "DART-2023-11013 ", None),
-    (2023, "QUARTERLY", "DART+pykrx", None),
+    (2023, "QUARTERLY", "DART-2023-11013 ", "2023-12-31"),  # no exact code: quarter unknown
+    (2023, "QUARTERLY", "DART+pykrx", "2023-12-31"),
     (2023, "SEMI-ANNUAL", "DART-2023-11012", "2023-06-30"),
     (2023, "QUARTERLY", "DART-2023-11013", "2023-03-31"),
     (2023, "QUARTERLY", "DART-2023-11014", "2023-09-30"),
-    (2023, "QUARTERLY", "DART-2023-11012", None),
-    (2023, "QUARTERLY", "yfinance", None),
-    (2023, "QUARTERLY", None, None),
+    (2023, "QUARTERLY", "DART-2023-11012", "2023-12-31"),
+    (2023, "QUARTERLY", "yfinance", "2023-12-31"),
+    (2023, "QUARTERLY", None, "2023-12-31"),
     (2023, "DAILY", "pykrx", None),
     (None, "ANNUAL", "DART-2023-11011", None),
     ("2023", "ANNUAL", None, "2023-12-31"),
