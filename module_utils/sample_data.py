@@ -13,6 +13,10 @@ host when no source file is given), by scripts/make-sample-db and by the tests.
 * Seeded RNG: the same (seed, scale) gives the same file content.
 * The real quirks (spec section 1.5), see QUIRKS below, so the migration's
   handling of each can be tested.
+* ``schema_stage``: ``current`` (the default, above) or a stage a real file can
+  be at (init_db, fiscal_year, fiscal_year_key, kis_ohlcv): that stage's schema,
+  the SQLite-only tables and the stage's key quirks, written in the order the
+  platform's scripts write them (module_utils/sample_stages.py).
 """
 
 from __future__ import annotations
