@@ -13,8 +13,10 @@ description:
     the PostgreSQL catalog at run time.
   - A value that cannot be stored losslessly is a B(reject) (table, source rowid, column, value, reason),
     never a silent NULL. Rejects go to I(rejects_path) as JSON lines and to C(quant_meta.migration_rejects).
-  - Duplicate keys are detected in Python and by the target's unique index, and handled per I(on_conflict);
-    every duplicate is recorded. Orphans (lookup misses, I(references) misses) are rejects.
+  - Duplicate keys are detected in Python and by the target's unique index, and handled per I(on_conflict)
+    (or the table's C(on_conflict) in I(mapping)); every duplicate is recorded. Duplicates are judged only on
+    a real unique constraint of the target, and a key holding NULL is never a duplicate unless the index is
+    NULLS NOT DISTINCT (SQL and SQLite semantics). Orphans (lookup misses, I(references) misses) are rejects.
   - Progress and checkpoints live in C(quant_meta.migration_checkpoints); each batch commits together with
     its checkpoint, so a killed run continues exactly with I(resume=true).
   - A session-level advisory lock prevents two concurrent loads into the same database.
@@ -64,7 +66,9 @@ options:
     description:
       - What to do with a row whose key already exists (earlier in the source or in the target).
       - C(error) records it as a reject; C(skip) keeps the first row and counts a duplicate; C(update) lets the
-        later row win (needs a unique index on the keys) and counts a duplicate.
+        latest row (highest source rowid, what SQLite's INSERT OR REPLACE kept) win and counts each superseded
+        row as a duplicate, naming the rowid that superseded it.
+      - A table's C(on_conflict) in I(mapping) overrides this value for that table.
     type: str
     choices: [error, skip, update]
     default: error
