@@ -65,14 +65,18 @@ def play(server, db, backup_dir, playbook, **extra):
 
 
 def content_hashes(conn):
+    """(rows, md5 of the sorted rows) of every table of public and the other data schemas (e.g.
+    sqlite_legacy), keyed as the manifests are: computed independently of the backup script."""
     with conn.cursor() as cur:
-        cur.execute("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                    "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') ORDER BY 1")
-        tables = [r[0] for r in cur.fetchall()]
+        cur.execute("SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
+                    "AND table_schema NOT IN ('information_schema', 'pg_catalog', 'quant_meta') "
+                    "AND table_schema NOT LIKE '%timescaledb%' ORDER BY 1, 2")
+        tables = cur.fetchall()
         out = {}
-        for table in tables:
-            cur.execute('SELECT count(*), md5(string_agg(t::text, \',\' ORDER BY t::text)) FROM public."%s" t' % table)
-            out[table] = cur.fetchone()
+        for schema, table in tables:
+            cur.execute('SELECT count(*), md5(string_agg(t::text, \',\' ORDER BY t::text)) FROM "%s"."%s" t'
+                        % (schema, table))
+            out[table if schema == "public" else "%s.%s" % (schema, table)] = cur.fetchone()
     return out
 
 
@@ -115,7 +119,7 @@ def test_backup_writes_dump_checksum_and_manifest(pg_server, quant_db, backup_di
     assert manifest["row_counts"]["ohlcv_data"] == 3 * 366 and manifest["row_counts"]["tickers"] == 3
     assert len(manifest["row_counts"]) == 12
     assert manifest["started_at"] <= manifest["finished_at"]
-    assert manifest["format"] == 2 and manifest["safety"] is False and manifest["snapshot"]
+    assert manifest["format"] == 3 and manifest["safety"] is False and manifest["snapshot"]
     # fingerprints of every table, the same the `counts` command computes on the live database
     now = json.loads(script(pg_server, quant_db, backup_dir, "counts").stdout)
     assert manifest["fingerprints"] == now["fingerprints"] and manifest["row_counts"] == now["row_counts"]
@@ -227,6 +231,61 @@ def test_restore_fails_naming_the_table_whose_content_differs(pg_server, quant_d
     assert out.returncode != 0, out.stdout[-3000:]
     assert "RESTORE VERIFICATION FAILED" in out.stdout
     assert "ohlcv_data: content differs" in out.stdout and "tickers" not in out.stdout.split("FAILED")[-1]
+
+
+LEGACY = """
+CREATE SCHEMA sqlite_legacy;
+CREATE TABLE sqlite_legacy.backtest_results (id bigint PRIMARY KEY, strategy text, ret double precision, raw bytea);
+CREATE TABLE sqlite_legacy.kelly_history (ticker text, fraction numeric, note text);
+INSERT INTO sqlite_legacy.backtest_results VALUES (1, 'momentum', 0.125, '\\x00ff'), (2, 'value', -0.5, NULL);
+INSERT INTO sqlite_legacy.kelly_history VALUES ('AAPL', 0.25, 'a'), ('AAPL', 0.25, 'a'), ('VNM', 1.5, NULL);
+"""
+
+
+def test_legacy_schema_is_in_the_manifest_and_restored_verified(pg_server, quant_db, backup_dir):
+    """The migration's legacy_schema copies (SQLite tables outside the mapping) are backed up,
+    restored and verified like the public tables, under their schema-qualified names."""
+    conn = pg_server.connect(quant_db)
+    with conn.cursor() as cur:
+        cur.execute(LEGACY)
+    before = content_hashes(conn)
+    assert before["sqlite_legacy.kelly_history"][0] == 3
+    out = script(pg_server, quant_db, backup_dir, "backup")
+    assert out.returncode == 0, out.stderr
+    manifest_path = Path(json.loads(out.stdout)["manifest"])
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["row_counts"]["sqlite_legacy.backtest_results"] == 2
+    assert manifest["row_counts"]["sqlite_legacy.kelly_history"] == 3 and len(manifest["row_counts"]) == 14
+    with conn.cursor() as cur:  # damage only the legacy copies: a public-only check would not notice
+        cur.execute("UPDATE sqlite_legacy.kelly_history SET fraction = 0.5 WHERE ticker = 'VNM'")
+        cur.execute("DELETE FROM sqlite_legacy.backtest_results WHERE id = 2")
+    conn.close()
+    compared = script(pg_server, quant_db, backup_dir, "compare", str(manifest_path))
+    assert compared.returncode == 2
+    assert "sqlite_legacy.kelly_history: content differs" in compared.stderr
+    assert "sqlite_legacy.backtest_results: 1 rows, manifest says 2" in compared.stderr
+    out = play(pg_server, quant_db, backup_dir, "playbooks/restore.yml", restore_confirm="yes")
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+    assert "row counts and content fingerprints match the manifest: 14 tables" in out.stdout
+    conn = pg_server.connect(quant_db)
+    try:
+        assert content_hashes(conn) == before
+    finally:
+        conn.close()
+    # a wrong legacy fingerprint fails the restore naming the legacy table
+    manifest["fingerprints"]["sqlite_legacy.kelly_history"] = "0" * 32
+    manifest_path.write_text(json.dumps(manifest))
+    out = play(pg_server, quant_db, backup_dir, "playbooks/restore.yml", restore_confirm="yes")
+    assert out.returncode != 0 and "RESTORE VERIFICATION FAILED" in out.stdout, out.stdout[-3000:]
+    assert "sqlite_legacy.kelly_history: content differs" in out.stdout
+    # a format 2 manifest (public tables only) still verifies: the legacy tables are not "extra"
+    old = dict(manifest, format=2)
+    for key in ("row_counts", "fingerprints"):
+        old[key] = {t: v for t, v in manifest[key].items() if "." not in t}
+    manifest_path.write_text(json.dumps(old))
+    compared = script(pg_server, quant_db, backup_dir, "compare", str(manifest_path))
+    assert compared.returncode == 0, compared.stderr
+    assert json.loads(compared.stdout)["fingerprints_checked"] == 12
 
 
 def restore_into_new_database(server, dump):

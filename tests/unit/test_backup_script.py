@@ -132,10 +132,20 @@ def test_compare_fingerprints_names_the_tables_that_differ():
 
 
 def test_fingerprint_sql_quotes_every_table():
-    sql = qb.fingerprint_sql(["ohlcv_data", 'we"ird'])
-    assert sql.count(" UNION ALL ") == 1
-    assert "'ohlcv_data'" in sql and 'public."ohlcv_data"' in sql and 'public."we""ird"' in sql
+    sql = qb.fingerprint_sql([("public", "ohlcv_data"), ("public", 'we"ird'), ("sqlite_legacy", "kelly's")])
+    assert sql.count(" UNION ALL ") == 2
+    assert "'ohlcv_data'" in sql and '"public"."ohlcv_data"' in sql and '"public"."we""ird"' in sql
+    # a table outside public is named schema.table in the manifest
+    assert "'sqlite_legacy.kelly''s'" in sql and '"sqlite_legacy"."kelly\'s"' in sql
     assert "ORDER BY" not in sql  # order independent: no sort of the table
+
+
+def test_table_keys_keep_format_2_names_for_public():
+    assert qb.table_key("public", "tickers") == "tickers"
+    assert qb.table_key("sqlite_legacy", "backtest_results") == "sqlite_legacy.backtest_results"
+    # an older manifest covers public only: the other schemas are not "not in the manifest"
+    assert qb.public_only({"tickers": 3, "sqlite_legacy.backtest_results": 2}) == {"tickers": 3}
+    assert qb.compare_counts({"tickers": 3}, qb.public_only({"tickers": 3, "sqlite_legacy.kelly": 1})) == []
 
 
 def write_dump(directory, name, safety=None):

@@ -6,14 +6,15 @@ with exit status 2):
 
   backup [--safety]  pg_dump -Fc into --dir, then <dump>.sha256 and <dump>.json
                 (manifest: time, size, database, TimescaleDB version, row
-                count and content fingerprint of every public table, read in
+                count and content fingerprint of every data table: public
+                and the other schemas such as sqlite_legacy, read in
                 pg_dump's own snapshot), then the retention pass. --safety marks
                 a rollback's safety backup: no retention pass, and `latest`
                 skips it
   prune         delete dumps (and their .sha256/.json) older than --retention-days
   latest        the newest dump of --db in --dir that is not a safety backup
   verify DUMP   compare DUMP with its .sha256 (refuses a corrupt dump)
-  counts        the current row count and fingerprint of every public table of --db
+  counts        the current row count and fingerprint of every data table of --db
   compare MANIFEST   current row counts and fingerprints against the manifest's
   check-sqlite FILE  open FILE read-only: PRAGMA quick_check and its row counts
 
@@ -44,8 +45,22 @@ COMPANIONS = (".sha256", ".json")
 # of the server's and the client's defaults.
 STABLE_TEXT_SETTINGS = ("SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; "
                         "SET extra_float_digits = 1; SET bytea_output = 'hex';")
-PUBLIC_TABLES_SQL = ("SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                     "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') ORDER BY 1")
+# The tables a manifest covers: every table of every schema holding data (public, the
+# migration's legacy_schema copies such as sqlite_legacy, any other), one row per table as
+# "schema<US>name". Left out: the system's and TimescaleDB's own schemas (a hypertable's scan
+# already covers its chunks), tables an extension owns, partitions (their parent covers them),
+# and quant_meta: the migration's bookkeeping, which every migration run rewrites (run ids,
+# timings) and which is not the platform's data.
+TABLES_SQL = ("SELECT n.nspname || chr(31) || c.relname FROM pg_class c "
+              "JOIN pg_namespace n ON n.oid = c.relnamespace "
+              "WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition "
+              "AND n.nspname NOT IN ('information_schema', 'quant_meta') "
+              "AND n.nspname !~ '^(pg_|_timescaledb|timescaledb_)' "
+              "AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass "
+              "AND d.objid = c.oid AND d.deptype = 'e') "
+              "ORDER BY n.nspname <> 'public', n.nspname, c.relname")
+# Manifest format 3 covers every schema above; format 2 (and 1) covered only public.
+MANIFEST_FORMAT = 3
 
 
 class BackupError(Exception):
@@ -130,8 +145,18 @@ def compare_fingerprints(expected, actual):
             for table in sorted(set(expected) & set(actual)) if expected[table] != actual[table]]
 
 
+def table_key(schema, name):
+    """A table's name in a manifest: bare for public (as in format 2), schema.name otherwise."""
+    return name if schema == "public" else "%s.%s" % (schema, name)
+
+
+def public_only(mapping):
+    """The public tables of a {table key: value} map (what a format 1 or 2 manifest covers)."""
+    return {key: value for key, value in mapping.items() if "." not in key}
+
+
 def fingerprint_sql(tables):
-    """One query: table | rows | fingerprint for every table.
+    """One query: table key | rows | fingerprint for every (schema, name) in tables.
 
     The fingerprint is order independent: md5 of each row's text form, split in
     two 64-bit halves, each summed exactly (numeric) over the table, and md5 of
@@ -139,11 +164,12 @@ def fingerprint_sql(tables):
     extra row changes it. No sort, no table-sized string.
     """
     parts = []
-    for table in tables:
+    for schema, name in tables:
         parts.append(
             "SELECT %s, count(*), md5(coalesce(sum(('x' || left(h, 16))::bit(64)::bigint::numeric), 0) || ':' || "
             "coalesce(sum(('x' || right(h, 16))::bit(64)::bigint::numeric), 0)) "
-            "FROM (SELECT md5(t::text) AS h FROM public.%s t) s" % (quote_literal(table), quote_ident(table)))
+            "FROM (SELECT md5(t::text) AS h FROM %s.%s t) s"
+            % (quote_literal(table_key(schema, name)), quote_ident(schema), quote_ident(name)))
     return " UNION ALL ".join(parts)
 
 
@@ -210,8 +236,8 @@ def timescaledb_version(session):
 
 
 def table_contents(session):
-    """({table: rows}, {table: fingerprint}) of every public table, read in the session's snapshot."""
-    tables = session.query(PUBLIC_TABLES_SQL)
+    """({table: rows}, {table: fingerprint}) of every table TABLES_SQL lists, read in the session's snapshot."""
+    tables = [tuple(line.split("\x1f", 1)) for line in session.query(TABLES_SQL)]
     counts, prints = {}, {}
     if tables:
         for line in session.query(fingerprint_sql(tables)):
@@ -222,7 +248,7 @@ def table_contents(session):
 
 
 def current_contents(args):
-    """Row counts and fingerprints of every public table, all read in one snapshot."""
+    """Row counts and fingerprints of every table TABLES_SQL lists, all read in one snapshot."""
     with Session(args) as session:
         session.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         return table_contents(session)
@@ -298,7 +324,7 @@ def do_backup(args):
     size = os.path.getsize(path)
     write_file(path + ".sha256", "%s  %s\n" % (checksum, name), args.dir)
     manifest = {
-        "format": 2,
+        "format": MANIFEST_FORMAT,
         "dump": name,
         "database": args.db,
         "safety": args.safety,
@@ -370,6 +396,8 @@ def do_compare(args):
     if manifest is None:
         raise BackupError("manifest %s does not exist" % args.manifest)
     counts, prints = current_contents(args)
+    if int(manifest.get("format") or 1) < 3:  # an older manifest covers public only
+        counts, prints = public_only(counts), public_only(prints)
     expected_prints = manifest.get("fingerprints") or {}
     problems = compare_counts(manifest.get("row_counts") or {}, counts) + compare_fingerprints(expected_prints, prints)
     if problems:
