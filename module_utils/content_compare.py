@@ -3,12 +3,15 @@
 The SQLite side reuses the migration's compiled plan (module_utils.migration_mapping:
 renames, transforms, derive lookups and the value_convert converter of each
 target column), so both sides are normalized exactly as the migration wrote
-them. Rows the migration rejected (quant_meta.migration_rejects, kind reject) are
-left out. When the checkpoint reports duplicates, the duplicates are found again
-here by the migration's rules, not taken from its records: only on the target's
-real unique key (the plan's), a key holding NULL never a duplicate unless the index
-is NULLS NOT DISTINCT, and the first row in stream order kept, or the latest
-(highest rowid) for on_conflict update tables (INSERT OR REPLACE in SQLite).
+them. Rows the migration rejected or counted as duplicates (quant_meta.migration_rejects)
+are left out, and the duplicates are checked against the migration's rules in the
+same pass: for each recorded duplicate, the source row kept with its key must be the
+one the rules keep, the first in stream order, or the latest (highest rowid) for
+on_conflict update tables (INSERT OR REPLACE in SQLite). (migration_validate's
+"duplicates accounted" check proves each duplicate's key is a real unique key holding
+no NULL, and is in PostgreSQL.) When the migration counted duplicates it did not
+record by rowid, they are found again by the same rules: only on the target's real
+unique key, a key holding NULL never a duplicate unless the index is NULLS NOT DISTINCT.
 
 The SQLite side of every table runs in a forked child process while the parent
 reads PostgreSQL, so the two halves use both CPUs.
@@ -64,7 +67,7 @@ class ColumnSpec:
 class TableJob:
     """Everything both sides need to fingerprint one table."""
 
-    def __init__(self, plan, target, excluded_rowids=(), dedupe=False, latest_wins=False):
+    def __init__(self, plan, target, excluded_rowids=(), dedupe=False, *, latest_wins=False, duplicates=()):
         self.source_table = plan.source_table
         self.target_schema = plan.target_schema
         self.target_name = plan.target_name
@@ -83,6 +86,7 @@ class TableJob:
             self.columns.append(ColumnSpec(pc))
         self.excluded = np.unique(np.asarray(sorted(excluded_rowids), dtype=np.int64))
         self.dedupe = dedupe
+        self.duplicates = np.unique(np.asarray(sorted(duplicates), dtype=np.int64))  # recorded by the migration
 
     @property
     def names(self):
@@ -277,9 +281,52 @@ def fingerprint_source(path, job):
         for cols, rowids in _iter_source_chunks(conn, job, excluded):
             fp.add_chunk(encode_source_chunk(job, cols, len(rowids)), rowids)
         fp.excluded = excluded
-        return fp.finish()
+        fp.finish()
+        fp.wrong_survivors = wrong_survivors(conn, job, fp) if len(job.duplicates) and not job.dedupe else []
+        return fp
     finally:
         conn.close()
+
+
+def wrong_survivors(conn, job, fp):
+    """[(duplicate rowid, kept rowid)] where the migration kept the row its rules do not keep.
+
+    fp: the source fingerprint without the recorded duplicates, so the row kept with
+    a duplicate's key is the one left in fp with that key hash. Skip mode keeps the
+    first in stream order: checked when the stream order is rowid order within a key
+    (no order_by, or order_by columns all in the key).
+    """
+    if not job.natural_key or fp.rowids is None:
+        return []
+    key_sources = {job.source_columns[c.index - 1] for c in job.columns
+                   if c.name in job.natural_key and c.index is not None}
+    if not job.latest_wins and not set(job.order_by) <= key_sources:
+        return []
+    positions = [job.names.index(k) for k in job.natural_key]
+    order = np.argsort(fp.key_hashes, kind="stable")
+    sorted_keys = fp.key_hashes[order]
+    out = []
+    for start in range(0, len(job.duplicates), CHUNK_ROWS):
+        ids = [int(r) for r in job.duplicates[start:start + CHUNK_ROWS]]
+        rows = []
+        for part in range(0, len(ids), 5000):
+            marks = ",".join("?" * len(ids[part:part + 5000]))
+            rows += conn.execute(_source_query(job, " WHERE rowid IN (%s)" % marks), ids[part:part + 5000]).fetchall()
+        if not rows:
+            continue
+        cols = columns_of(rows, len(job.source_columns) + 1)
+        enc = encode_source_chunk(_KeyOnly(job, positions), cols, len(rows))
+        hashes = key_hash_np([e[0] for e in enc], len(rows))
+        null = np.logical_or.reduce([np.asarray(e[1], dtype=bool) for e in enc])
+        left = np.searchsorted(sorted_keys, hashes, side="left")
+        right = np.searchsorted(sorted_keys, hashes, side="right")
+        for rowid, lo, hi, null_key in zip(cols[0], left, right, null):
+            if null_key and not job.nulls_equal:
+                continue  # a NULL key is no duplicate: "duplicates accounted" names it
+            for kept in fp.rowids[order[lo:hi]]:
+                if (kept < rowid) if job.latest_wins else (kept > rowid):
+                    out.append((int(rowid), int(kept)))
+    return sorted(out)
 
 
 def source_rows_by_rowid(path, job, rowids):

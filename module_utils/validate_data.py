@@ -228,6 +228,11 @@ def check_content(results, conn, job, plan, *, src_path, source_result, max_diff
     dropped = (" Columns not migrated by the mapping: %s." % ", ".join(plan.dropped)) if plan.dropped else ""
     data = {"source": src_fp.summary(), "target": dst_fp.summary(), "excluded_source_rows": len(src_fp.excluded),
             "target_read_path": getattr(dst_fp, "read_path", "rows")}
+    wrong = _wrong_survivors(job, getattr(src_fp, "wrong_survivors", []))
+    if wrong:
+        data["wrong_survivors"] = len(wrong)
+        results.add(name, "content", "critical", False, wrong, table, data)
+        return
     if not diffs:
         results.add(name, "content", "critical", True,
                     "%d rows x %d columns identical after normalization (%d rejected/duplicate source rows excluded).%s"
@@ -245,6 +250,16 @@ def check_content(results, conn, job, plan, *, src_path, source_result, max_diff
         (". First differences: " + first) if first else "")
     data.update({"differing_columns": cols, "keyed": counts, "findings": findings[:max_differences]})
     results.add(name, "content", "critical", False, detail, table, data)
+
+
+def _wrong_survivors(job, pairs):
+    """Detail naming duplicates whose kept row is not the one the migration's rules keep, or ''."""
+    if not pairs:
+        return ""
+    rule = ("on_conflict=update keeps the highest rowid (INSERT OR REPLACE)" if job.latest_wins
+            else "on_conflict=skip keeps the first row")
+    return "%d duplicate(s) kept the wrong row (%s): %s" % (len(pairs), rule, "; ".join(
+        "SQLite rowid %d was counted as a duplicate, rowid %d was kept" % pair for pair in pairs[:EXAMPLES]))
 
 
 # -- integrity --------------------------------------------------------------------------------

@@ -144,10 +144,12 @@ def run(params, check_mode=False):
         for table, plan in plans.items():
             cp = validate_data.checkpoint_for(checkpoints, table, plan.target_name)
             rejects[table], duplicates[table] = validate_data.recorded_rowids(cur, cp, table, plan.target_name)
-            # duplicates are found again by the migration's rules, never taken from its records
-            dedupe = bool(cp and ((cp.get("duplicate_rows") or 0) > 0 or duplicates[table]))
+            # recorded duplicates are left out and their kept rows checked against the rules; duplicates
+            # counted but not recorded by rowid are found again by the rules ("duplicates accounted" fails)
+            dedupe = bool(cp and (cp.get("duplicate_rows") or 0) > len(duplicates[table]))
             latest = (plan.on_conflict or params.get("on_conflict") or "skip") == "update"
-            jobs[table] = TableJob(plan, targets[plan.target_name][1], rejects[table], dedupe, latest)
+            jobs[table] = TableJob(plan, targets[plan.target_name][1], rejects[table] + duplicates[table], dedupe,
+                                   latest_wins=latest, duplicates=duplicates[table])
         conn.rollback()
         if ctx.wants("content") and jobs:
             worker = SourceFingerprints(params["src"], jobs.values(), parallel=params.get("parallel", True))

@@ -163,12 +163,24 @@ def test_validation_catches_null_keys_counted_as_duplicates(migrated, pg_server,
     check = checks["duplicates accounted fundamentals"]
     assert check["status"] == "fail"
     assert "SQLite rowid 2 (ticker=AAA, fiscal_year=\\N, period_type=DAILY): a key holding NULL" in check["detail"]
-    # the content comparison finds the duplicates on its own: the dropped row is missing
-    # (rows with a NULL key share one key hash there: the key occurs 3 times in SQLite, twice in PostgreSQL)
-    content = checks["content fundamentals"]
-    assert content["status"] == "fail" and content["data"]["keyed"]["duplicated"] == 1
-    assert content["data"]["excluded_source_rows"] == 1  # rowid 3, superseded by rowid 5; not rowid 2
     assert checks["row accounting fundamentals"]["status"] == "pass"  # the counts alone add up
+
+
+def test_validation_catches_the_wrong_row_kept(migrated, pg_server, pg_db):
+    """An OR REPLACE table loaded keeping the first row: counts and keys agree, the kept row is wrong."""
+    _result, conn, src, _recorded = migrated
+    with conn.cursor() as cur:
+        cur.execute("UPDATE indices SET close = 1.0 WHERE date = '2025-10-01' AND symbol = '^GSPC'")
+        cur.execute("UPDATE quant_meta.migration_rejects SET source_rowid = 5 "
+                    "WHERE table_name = 'indices' AND source_rowid = 1")
+    _result, checks = _validate(pg_server, pg_db, src)
+    assert checks["duplicates accounted indices"]["status"] == "pass"
+    content = checks["content indices"]
+    assert content["status"] == "fail" and content["severity"] == "critical"
+    assert content["detail"] == (
+        "2 duplicate(s) kept the wrong row (on_conflict=update keeps the highest rowid (INSERT OR REPLACE)): "
+        "SQLite rowid 3 was counted as a duplicate, rowid 1 was kept; "
+        "SQLite rowid 5 was counted as a duplicate, rowid 1 was kept")
 
 
 def test_keys_without_a_unique_constraint_are_refused(pg_server, pg_db, tmp_path):
