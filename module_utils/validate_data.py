@@ -125,9 +125,10 @@ def check_duplicates_accounted(results, cur, job, target, *, src_path, checkpoin
 
     Checked on its own, not from the module's count: each recorded duplicate is read
     back from SQLite and converted like the migration did, and its key must equal,
-    under SQL NULL semantics, a row in the target (the row that superseded it) on the
-    target's unique key. A key holding NULL equals nothing (unless NULLS NOT
-    DISTINCT), and a table without a natural key has no duplicates at all.
+    under SQL NULL semantics, a row in the target (the row that superseded it) on a
+    unique key of the target that the source fills (the natural key first; PostgreSQL
+    enforces the others too). A key holding NULL equals nothing (unless NULLS NOT
+    DISTINCT), and a table without such a key has no duplicates at all.
     """
     table = job.source_table
     name = "duplicates accounted %s" % table
@@ -141,62 +142,87 @@ def check_duplicates_accounted(results, cur, job, target, *, src_path, checkpoin
     if counted != len(duplicates):
         problems.append("the checkpoint counts %d duplicate(s), quant_meta.migration_rejects records %d by rowid"
                         % (counted, len(duplicates)))
-    if job.natural_key:
-        unmatched = _unmatched_duplicates(cur, job, target, src_path, duplicates)
-        key = "(%s)" % ", ".join(job.natural_key)
+    keys = _loaded_unique_keys(job, target)
+    label = " or ".join("(%s)" % ", ".join(k.columns) for k in keys) or "no unique key loaded from the source"
+    if keys:
+        unmatched = _unmatched_duplicates(cur, job, target, src_path, duplicates, keys)
     else:
-        unmatched = [(r, "%s has no unique key loaded from the source" % target.display) for r in duplicates]
-        key = "no natural key: no row may be a duplicate"
+        unmatched = [(r, "%s has no unique key the source fills: no row may be a duplicate" % target.display)
+                     for r in duplicates]
     if unmatched:
         problems.append("%d of %d duplicate(s) match no PostgreSQL row on %s: %s" % (
-            len(unmatched), len(duplicates), key,
+            len(unmatched), len(duplicates), label,
             "; ".join("SQLite rowid %s %s" % pair for pair in unmatched[:EXAMPLES])))
     detail = "; ".join(problems) if problems else (
-        "each of %d duplicate(s) equals a PostgreSQL row on %s" % (len(duplicates), key))
+        "each of %d duplicate(s) equals a PostgreSQL row on %s" % (len(duplicates), label))
     results.add(name, "reconciliation", "critical", not problems, detail, table,
                 {"duplicates": len(duplicates), "checkpoint_duplicates": counted, "unmatched": len(unmatched),
                  "unmatched_rowids": [r for r, _why in unmatched[:EXAMPLES]]})
 
 
-def _unmatched_duplicates(cur, job, target, src_path, rowids):
-    """[(rowid, why)] of duplicates whose key matches no target row."""
-    positions = [job.names.index(k) for k in job.natural_key]
-    kinds = [job.kinds[p] for p in positions]
+def _loaded_unique_keys(job, target):
+    """The target's unique keys whose columns the source fills, the natural key first (keys in its order)."""
+    keys = [u._replace(columns=list(job.natural_key)) for u in target.unique_keys
+            if job.natural_key and set(u.columns) == set(job.natural_key)][:1]
+    keys += [u for u in target.unique_keys
+             if all(c in job.names for c in u.columns) and set(u.columns) != set(job.natural_key)]
+    return keys
+
+
+def _unmatched_duplicates(cur, job, target, src_path, rowids, keys):  # noqa: PLR0917
+    """[(rowid, why)] of duplicates whose key matches no target row on any of keys."""
     out = []
     for start in range(0, len(rowids), LOOKUP_CHUNK):
         chunk = rowids[start:start + LOOKUP_CHUNK]
         rows = source_rows_by_rowid(src_path, job, chunk)
-        lookup = {}
+        why = {}
         for rowid in chunk:
-            row = rows.get(rowid)
-            if row is None:
-                out.append((rowid, "is no longer in the SQLite table"))
-                continue
-            values = [row[p] for p in positions]
-            shown = "(%s)" % ", ".join("%s=%s" % (k, canonical_text(v, kind))
-                                       for k, v, kind in zip(job.natural_key, values, kinds))
-            if any(isinstance(v, Invalid) for v in values):
-                out.append((rowid, "%s: unconvertible key" % shown))
-            elif not job.nulls_equal and any(v is None for v in values):
-                out.append((rowid, "%s: a key holding NULL equals no other row" % shown))
-            else:
-                lookup[rowid] = ([None if v is None else canonical_text(v, kind) for v, kind in zip(values, kinds)],
-                                 shown)
-        missing = _keys_not_in_target(cur, job, target, lookup)
-        out.extend((rowid, "%s: no such key in %s" % (lookup[rowid][1], target.display)) for rowid in missing)
+            if rowid not in rows:
+                why[rowid] = "is no longer in the SQLite table"
+        pending = [r for r in chunk if r in rows]
+        for key in keys:
+            lookup = {}
+            for rowid in pending:
+                text, reason = _key_texts(job, key, rows[rowid])
+                if reason:
+                    why.setdefault(rowid, "%s: %s" % (text, reason))
+                else:
+                    lookup[rowid] = (text, [None if v is None else canonical_text(v, kind)
+                                            for v, kind in _key_values(job, key, rows[rowid])])
+            missing = set(_keys_not_in_target(cur, job, target, key, lookup))
+            for rowid in lookup:
+                if rowid in missing:
+                    why.setdefault(rowid, "%s: no such key in %s" % (lookup[rowid][0], target.display))
+            pending = [r for r in pending if r not in lookup or r in missing]
+        out.extend((rowid, why[rowid]) for rowid in pending + [r for r in chunk if r not in rows])
     return sorted(out)
 
 
-def _keys_not_in_target(cur, job, target, lookup):
-    """Rowids of lookup {rowid: ([key texts], shown)} whose key no target row has."""
+def _key_values(job, key, row):
+    return [(row[job.names.index(c)], job.kinds[job.names.index(c)]) for c in key.columns]
+
+
+def _key_texts(job, key, row):
+    """('(a=.., b=..)', reason the key can match nothing or None)."""
+    values = _key_values(job, key, row)
+    shown = "(%s)" % ", ".join("%s=%s" % (c, canonical_text(v, kind)) for c, (v, kind) in zip(key.columns, values))
+    if any(isinstance(v, Invalid) for v, _kind in values):
+        return shown, "unconvertible key"
+    if not key.nulls_not_distinct and any(v is None for v, _kind in values):
+        return shown, "a key holding NULL equals no other row"
+    return shown, None
+
+
+def _keys_not_in_target(cur, job, target, key, lookup):
+    """Rowids of lookup {rowid: (shown, [key texts])} whose key no target row has."""
     if not lookup:
         return []
-    cols = ["c%d" % i for i in range(len(job.natural_key))]
+    cols = ["c%d" % i for i in range(len(key.columns))]
     match = []
-    for col, key in zip(cols, job.natural_key):
-        left = sql.SQL("t.{}").format(sql.Identifier(key))
-        right = sql.SQL("CAST(k.{} AS {})").format(sql.Identifier(col), sql.SQL(target.columns[key].type.sql_type))
-        if job.nulls_equal:
+    for col, name in zip(cols, key.columns):
+        left = sql.SQL("t.{}").format(sql.Identifier(name))
+        right = sql.SQL("CAST(k.{} AS {})").format(sql.Identifier(col), sql.SQL(target.columns[name].type.sql_type))
+        if key.nulls_not_distinct:
             match.append(sql.SQL("({} = {} OR ({} IS NULL AND k.{} IS NULL))").format(
                 left, right, left, sql.Identifier(col)))
         else:
@@ -207,8 +233,7 @@ def _keys_not_in_target(cur, job, target, lookup):
         sql.SQL(", ").join([sql.SQL("%s::bigint[]")] + [sql.SQL("%s::text[]")] * len(cols)),
         sql.SQL(", ").join(sql.Identifier(c) for c in cols),
         _ident(job.target_schema, job.target_name), sql.SQL(" AND ").join(match))
-    args = [rowids] + [[lookup[r][0][i] for r in rowids] for i in range(len(cols))]
-    cur.execute(query, args)
+    cur.execute(query, [rowids] + [[lookup[r][1][i] for r in rowids] for i in range(len(cols))])
     return [r[0] for r in cur.fetchall()]
 
 
