@@ -97,9 +97,11 @@ def test_full_migration_quirks_and_accounting(pg_server, pg_db, target, sample, 
     assert scalar(target, "SELECT count(*) FROM quant_meta.migration_rejects WHERE table_name = 'stock_details' "
                           "AND kind = 'reject'") == len(orphans)
 
-    # Q4: several fiscal years collected on the same date all survive
-    assert scalar(target, "SELECT count(DISTINCT fiscal_year) FROM ticker_fundamentals WHERE ticker = '005930' "
-                          "AND period_type = 'ANNUAL' AND date = '2025-10-15'") == 3
+    # Q4: several fiscal years collected on the same date all survive, each under its fiscal period end,
+    # the collection date kept beside it
+    assert query(target, "SELECT fiscal_year, date::text FROM ticker_fundamentals WHERE ticker = '005930' "
+                         "AND period_type = 'ANNUAL' AND collected_date = '2025-10-15' ORDER BY 1") == [
+        (year, "%d-12-31" % year) for year in (2022, 2023, 2024)]
     # Q5: etf_holdings get the ETF's region
     assert query(target, "SELECT DISTINCT region FROM etf_holdings") == [("KR",)]
     # Q6: long codes and >2-decimal expense ratios are kept exactly; 'ASIA' fits
