@@ -28,7 +28,7 @@ def inventory(tmp_path, environment="prod", **host_vars):
     """A one-host inventory (quant_db) that connects locally with an unusable interpreter."""
     inv = tmp_path / "inventory"
     (inv / "group_vars").mkdir(parents=True)
-    host = dict(ansible_connection="local", ansible_python_interpreter="/nonexistent/python", **host_vars)
+    host = {"ansible_connection": "local", "ansible_python_interpreter": "/nonexistent/python", **host_vars}
     (inv / "hosts.yml").write_text(json.dumps({"all": {"children": {"quant_db": {"hosts": {"dbhost": host}}}}}))
     (inv / "group_vars" / "quant_db.yml").write_text(json.dumps({"quant_environment": environment}))
     return inv
@@ -177,3 +177,27 @@ def test_missing_controller_file_is_named(tmp_path):
     assert rc != 0, output
     msg = failure(result)[1]["msg"]
     assert "sqlite_migration_src_controller=%s does not exist on the controller" % missing in msg, msg
+
+
+def test_copy_needs_room_first(tmp_path):
+    """The free space is checked before the copy: nothing is copied, the original is untouched."""
+    src = _sqlite_file(tmp_path / "spock_local.db")
+    before = (src.read_bytes(), src.stat().st_mtime_ns)
+    copy_dir = tmp_path / "copy"
+    inv = inventory(tmp_path, "dev", ansible_python_interpreter=sys.executable)
+    rc, result, output = run(
+        inv,
+        "playbooks/migrate.yml",
+        sqlite_migration_src_controller=str(src),
+        sqlite_migration_copy_dir=str(copy_dir),
+        sqlite_migration_copy_reserve_mb=10**12,
+    )
+    assert rc != 0, output
+    task, res = failure(result)
+    assert task.endswith("Copy | Require room for the copy in %s" % copy_dir), task
+    msg = res["msg"]
+    assert "not enough free space" in msg and "sqlite_migration_copy_dir" in msg, msg
+    mount = msg.split(" bytes free on ", 1)[1].split(",", 1)[0]
+    assert (str(copy_dir) + "/").startswith(mount.rstrip("/") + "/"), msg
+    assert list(copy_dir.iterdir()) == []
+    assert (src.read_bytes(), src.stat().st_mtime_ns) == before
