@@ -14,7 +14,7 @@ from ansible.module_utils import pg_health, timescale_health, validate_data
 from ansible.module_utils.atomic_file import atomic_text_file
 from ansible.module_utils.content_compare import SourceFingerprints, TableJob
 from ansible.module_utils.legacy_tables import LegacyError, extend_validation
-from ansible.module_utils.migration_mapping import MappingError, build_plan, table_order
+from ansible.module_utils.migration_mapping import MappingError, SourceTableMissing, build_plan, table_order
 from ansible.module_utils.pg_target import TargetError, load_table
 from ansible.module_utils.quant_postgres import connect, rollback_quietly
 from ansible.module_utils.sqlite_source import SourceError, open_source
@@ -97,6 +97,9 @@ def _plans(ctx, cur, source):
             targets[name] = (schema, target)
             if source is not None:
                 plans[table] = build_plan(table, spec, source, target, Options(), lookups)
+        except SourceTableMissing as exc:
+            # the migration skipped it too (status missing): nothing to reconcile, but say so
+            ctx.results.skip("mapping %s" % table, "content", "warning", str(exc), table)
         except (MappingError, TargetError, SourceError) as exc:
             _after_error(cur.connection, exc)
             ctx.results.add("mapping %s" % table, "content", "critical", False, str(exc), table)
