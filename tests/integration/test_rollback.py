@@ -14,6 +14,11 @@ checked against the runbook's rollback section:
 * remigrate: the tables are emptied and migrated again; the content equals the
   first migration's and every row count equals the source's (minus the
   migration's recorded rejects and duplicates).
+* The SQLite file also holds two tables outside the mapping, copied by the
+  migration into the legacy schema (sqlite_legacy): damaged like the others,
+  they come back through corruption (restore verified against the manifest),
+  remigrate (emptied and reloaded, not refused) and failed_migration + remigrate
+  (the schema is recreated), each time with the source's row counts.
 * revert_to_sqlite: the app .env points at SQLite and its database manager;
   PostgreSQL and its data stay; no backup is taken; the second run changes nothing.
 * failed_migration: dropped and recreated with the empty schema (the data is in
@@ -42,7 +47,21 @@ ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
 # The quant_database role schedules the Apache-edition rollup refresh on the host
 # itself (cron): keep the dev host's file as it was.
 HOST_FILES = [Path("/etc/cron.d/quant-refresh-aggregates")]
+# SQLite tables outside the migration mapping, copied into LEGACY_SCHEMA: name -> (DDL, rows).
+LEGACY_SCHEMA = "sqlite_legacy"
+LEGACY = {
+    "backtest_results": (
+        "CREATE TABLE backtest_results (id INTEGER PRIMARY KEY AUTOINCREMENT, strategy TEXT NOT NULL, "
+        "total_return REAL, params BLOB, run_at DATETIME)",
+        [(None, "momentum_%d" % i, i / 7.0, bytes([i % 256, 0, 255]), "2025-01-%02d 09:00:00" % (i % 28 + 1))
+         for i in range(40)]),
+    "kelly_history": (  # no key: the same row twice is two rows
+        "CREATE TABLE kelly_history (ticker TEXT, fraction DECIMAL(6,4), note TEXT)",
+        [("AAPL", 0.25, "a"), ("AAPL", 0.25, "a"), ("005930", 1, None), ("VNM", "n/a", "text in DECIMAL")]),
+}
 DESTRUCTIVE = ["failed_migration", "corruption", "remigrate"]
+# Versioned schema steps the quant_database role applies (one template per step; 0004 and 0005 per edition).
+SCHEMA_STEPS = len({p.name[:4] for p in (ROOT / "roles" / "quant_database" / "templates" / "schema").glob("0*.sql.j2")})
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
@@ -72,6 +91,7 @@ class Host:
             "sqlite_migration_poll_seconds": 1, "sqlite_migration_progress_polls": 2,
             "pg_backup_dir": str(self.backups), "pg_backup_os_user": "root",
             "pg_backup_script_path": str(self.base / "quant-pg-backup"), "pg_backup_python": sys.executable,
+            "sqlite_migration_legacy_schema": LEGACY_SCHEMA,
         }
         extra_vars.update(extra)
         return subprocess.run([ANSIBLE_PLAYBOOK, "-i", "inventories/dev", playbook, "-e", json.dumps(extra_vars),
@@ -91,7 +111,7 @@ class Host:
         return json.loads(out.stdout)
 
     def contents(self):
-        """Row counts and content fingerprints of every public table (the manifest's kind)."""
+        """Row counts and content fingerprints of every data table, public and sqlite_legacy (the manifest's kind)."""
         return self.script("counts")
 
     def sql(self, statement, args=None):
@@ -126,6 +146,29 @@ class Host:
         return json.loads((self.backups / (name + ".json")).read_text())
 
 
+def add_legacy_tables(path):
+    """Tables the mapping does not know, as a real platform file has (backtests, Kelly history)."""
+    conn = sqlite3.connect(str(path))
+    for name, (ddl, rows) in LEGACY.items():
+        conn.execute(ddl)
+        conn.executemany("INSERT INTO %s VALUES (%s)" % (name, ", ".join("?" * len(rows[0]))), rows)
+    conn.commit()
+    conn.close()
+
+
+def legacy_key(name):
+    return "%s.%s" % (LEGACY_SCHEMA, name)
+
+
+def assert_legacy_like_source(host):
+    """Every legacy copy holds the source's rows (count), and the content of the first migration."""
+    now = host.contents()
+    for name, (_ddl, rows) in LEGACY.items():
+        assert now["row_counts"][legacy_key(name)] == len(rows), name
+        assert host.sql('SELECT count(*) FROM %s."%s"' % (LEGACY_SCHEMA, name)) == [(len(rows),)], name
+        assert now["fingerprints"][legacy_key(name)] == host.migrated["fingerprints"][legacy_key(name)], name
+
+
 def ok(out):
     assert out.returncode == 0, out.stdout[-5000:] + out.stderr[-2000:]
     return out.stdout
@@ -144,9 +187,11 @@ def host(pg_server, tmp_path_factory):
     h = Host(pg_server, tmp_path_factory.mktemp("rollback"))
     try:
         generate(str(h.src), scale=0.01)
+        add_legacy_tables(h.src)
         ok(h.play("playbooks/database.yml"))
         ok(h.play("playbooks/migrate.yml"))
         h.migrated = h.contents()
+        assert_legacy_like_source(h)
         h.migrated_hashes = h.hashes()
         assert h.migrated["row_counts"]["ohlcv_data"] > 9000 and h.migrated["row_counts"]["tickers"] > 100
         h.backups.mkdir(mode=0o700)
@@ -167,7 +212,11 @@ def damage(h):
     h.sql("UPDATE ohlcv_data SET close = close * 1.5 WHERE date >= '2025-09-01'")
     h.sql("DELETE FROM ohlcv_data WHERE date < '2025-03-01'")
     h.sql("UPDATE tickers SET name = 'corrupted' WHERE ticker IN (SELECT ticker FROM tickers ORDER BY 1 LIMIT 3)")
+    h.sql("DELETE FROM %s.kelly_history WHERE ticker = 'AAPL'" % LEGACY_SCHEMA)
+    h.sql("UPDATE %s.backtest_results SET total_return = 0 WHERE id <= 5" % LEGACY_SCHEMA)
     damaged = h.contents()
+    for name in LEGACY:
+        assert damaged["fingerprints"][legacy_key(name)] != h.migrated["fingerprints"][legacy_key(name)]
     assert damaged["fingerprints"]["ohlcv_data"] != h.migrated["fingerprints"]["ohlcv_data"]
     assert damaged["fingerprints"]["tickers"] != h.migrated["fingerprints"]["tickers"]
     assert damaged["row_counts"]["tickers"] == h.migrated["row_counts"]["tickers"]  # only a fingerprint sees this
@@ -202,6 +251,7 @@ def test_corruption_restores_identical_data_twice(host):
         assert "row counts and content fingerprints match the manifest" in text
         assert host.contents() == host.migrated  # the validation fingerprints of the dump
         assert host.hashes() == host.migrated_hashes  # independent content hashes agree
+        assert_legacy_like_source(host)
     with pytest.raises(psycopg2.OperationalError):
         session.cursor().execute("SELECT 1")
     session.close()
@@ -221,17 +271,22 @@ def test_remigrate_reloads_the_source(host):
         text = report_of(ok(out))
         assert "safety backup: %s" % host.backups in text and "truncated (RESTART IDENTITY CASCADE)" in text
         assert "migrated %s again" % host.src in text
+        # the legacy copies were emptied and reloaded by the migration (truncate), not refused
+        assert "legacy copies emptied and reloaded (SQLite tables outside the mapping): %s" % ", ".join(
+            legacy_key(name) for name in LEGACY) in text
         assert host.contents() == host.migrated
+        assert_legacy_like_source(host)
     # every row of the source is accounted for: copied, or recorded as a reject or a duplicate
     source = sqlite3.connect(str(host.src))
     checkpoints = {r[0]: r[1:] for r in host.sql(
         "SELECT table_name, source_rows, copied_rows, rejected_rows, duplicate_rows "
         "FROM quant_meta.migration_checkpoints")}
     counts = host.contents()["row_counts"]
-    assert len(checkpoints) == 12
+    assert len(checkpoints) == 12 + len(LEGACY)
     for table, (source_rows, copied, rejected, duplicates) in checkpoints.items():
         assert source_rows == source.execute('SELECT count(*) FROM "%s"' % table).fetchone()[0], table
-        assert counts[table] == copied == source_rows - rejected - duplicates, table
+        key = legacy_key(table) if table in LEGACY else table
+        assert counts[key] == copied == source_rows - rejected - duplicates, table
     source.close()
     assert counts["ohlcv_data"] > 9000
 
@@ -262,14 +317,17 @@ def test_revert_to_sqlite_points_the_app_at_sqlite_and_keeps_postgresql(host):
 def test_a_run_stopped_before_the_refresh_gets_its_aggregates_next_time(host):
     """Every table done but the rollups never refreshed (the run stopped in between): the next
     migrate.yml writes no rows yet completes the aggregates; the run after that changes nothing."""
-    views = [r[0] for r in host.sql("SELECT matviewname FROM pg_matviews WHERE schemaname = 'public' ORDER BY 1")]
+    # the OHLCV rollups; the application's mv_latest_fx_signals is its own to refresh (app_contract.md)
+    rollups = "SELECT matviewname, ispopulated FROM pg_matviews WHERE schemaname = 'public' " \
+              "AND matviewname LIKE 'ohlcv\\_%' ORDER BY 1"
+    views = [r[0] for r in host.sql(rollups)]
     assert views, "the Apache edition keeps its rollups as materialized views"
     for view in views:
         host.sql('REFRESH MATERIALIZED VIEW public."%s" WITH NO DATA' % view)
     host.sql("DELETE FROM quant_meta.aggregate_refreshes")
     before = host.contents()
     first = ok(host.play("playbooks/migrate.yml"))
-    assert host.sql("SELECT bool_and(ispopulated) FROM pg_matviews WHERE schemaname = 'public'")[0][0]
+    assert all(populated for _name, populated in host.sql(rollups))
     assert host.sql("SELECT count(*) FROM quant_meta.aggregate_refreshes")[0][0] == 1
     assert "changed=0" not in first
     second = ok(host.play("playbooks/migrate.yml"))
@@ -291,8 +349,11 @@ def test_failed_migration_recreates_an_empty_schema_then_remigrate_restores(host
         else:
             assert sum(safety["row_counts"].values()) == 0
         counts = host.contents()["row_counts"]
-        assert set(counts) == set(host.migrated["row_counts"]) and sum(counts.values()) == 0
-        assert host.sql("SELECT count(*) FROM quant_meta.schema_steps") == [(5,)]
+        # the recreated database has the empty schema; the legacy copies come with the next migration
+        assert set(counts) == set(host.migrated["row_counts"]) - {legacy_key(name) for name in LEGACY}
+        assert sum(counts.values()) == 0
+        assert host.sql("SELECT to_regnamespace(%s)", (LEGACY_SCHEMA,)) == [(None,)]
+        assert host.sql("SELECT count(*) FROM quant_meta.schema_steps") == [(SCHEMA_STEPS,)]
         assert host.sql("SELECT hypertable_name FROM timescaledb_information.hypertables ORDER BY 1") == [
             ("factor_scores",), ("ohlcv_data",)]
         assert host.sql("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()") == [
@@ -301,3 +362,4 @@ def test_failed_migration_recreates_an_empty_schema_then_remigrate_restores(host
     # the runbook's "recreate and retry": migrate again
     ok(host.rollback("remigrate", rollback_confirm="yes"))
     assert host.contents() == host.migrated
+    assert_legacy_like_source(host)
