@@ -4,6 +4,7 @@ from datetime import date, timedelta
 
 import psycopg2
 import pytest
+from ansible.module_utils.migration_derive import period_end
 from ansible.module_utils.schema_steps import SchemaStepError, run
 from integration.test_rollback import HOST_FILES, Host, ok
 from schema_render import grant_statements, render_steps
@@ -163,9 +164,10 @@ FUNDAMENTALS = [
     (11, "000660", "KR", "2025-03-15", "DAILY", None, "pykrx", None),
     (12, "AAPL", "US", "2025-01-10", "ANNUAL", 2024, "yfinance", 400),
 ]
-# id -> the fiscal period end the upgrade moves it to (only rows that shared the new key)
+# id -> the fiscal period end the upgrade moves it to: the rows share the new key, so every statement
+# row moves, as the migration would have moved it (a DAILY row and a row already at its end stay)
 MOVED = {1: date(2022, 12, 31), 2: date(2023, 12, 31), 3: date(2024, 12, 31), 4: date(2023, 3, 31),
-         5: date(2024, 9, 30), 10: date(2022, 12, 31)}
+         5: date(2024, 9, 30), 6: date(2024, 6, 30), 10: date(2022, 12, 31), 12: date(2024, 12, 31)}
 OTHER_TABLES = ("tickers", "stock_details", "global_market_indices", "exchange_rate_history", "ohlcv_data")
 
 
@@ -217,7 +219,10 @@ def test_upgrade_in_place_keeps_every_row(pg_server, schema_db):
         moved = MOVED.get(old["id"])
         expected = dict(old, date=moved.isoformat()) if moved else old
         assert {k: new[k] for k in old} == expected, old["id"]
-        assert new["collected_date"] == (old["date"] if moved else None), old["id"]
+        # the step and the migration apply one rule (module_utils/migration_derive.py)
+        rule = period_end(old["fiscal_year"], old["period_type"], old["data_source"])
+        assert new["date"] == (rule or old["date"]), old["id"]
+        assert new["collected_date"] == old["date"], old["id"]  # every row came from the SQLite file
 
     # the application's key works on the upgraded table, and a ticker delete cascades
     cur = conn.cursor()
@@ -240,8 +245,8 @@ def test_upgrade_stops_on_rows_the_new_key_cannot_hold_and_changes_nothing(pg_se
     steps = render_steps("apache")
     run(params, [s for s in steps if s["step"] <= 5])
     conn = pg_server.connect(schema_db)
-    # two DAILY snapshots of one day (NULL fiscal_year: distinct under the old key) and a
-    # QUARTERLY pair without a DART report code (no period end to move to)
+    # two DAILY snapshots of one day (NULL fiscal_year: distinct under the old key); a QUARTERLY
+    # pair without a DART report code moves to each fiscal year's last day and no longer collides
     twins = [(13, "005930", "KR", "2025-03-14", "DAILY", None, "yfinance", None),
              (14, "AAPL", "US", "2025-02-01", "QUARTERLY", 2024, "yfinance", 1),
              (15, "AAPL", "US", "2025-02-01", "QUARTERLY", 2023, "yfinance", 2)]
@@ -249,8 +254,8 @@ def test_upgrade_stops_on_rows_the_new_key_cannot_hold_and_changes_nothing(pg_se
     fund_before = snapshot(conn, "ticker_fundamentals", "(t.id)")
 
     with pytest.raises(SchemaStepError, match=r"(?s)step 7 'fundamentals_key' failed and was rolled back: .*"
-                       r"ticker_fundamentals: 4 rows share \(ticker, region, date, period_type\) with another row "
-                       r"\(2 keys\).*Nothing was changed or dropped.*HINT:.*GROUP BY") as failure:
+                       r"ticker_fundamentals: 2 rows share \(ticker, region, date, period_type\) with another row "
+                       r"\(1 keys\).*Nothing was changed or dropped.*HINT:.*GROUP BY") as failure:
         run(params, steps)
     assert "dropped" in str(failure.value)
     assert query(pg_server, schema_db, "SELECT max(step) FROM quant_meta.schema_steps") == [(6,)]
@@ -261,7 +266,7 @@ def test_upgrade_stops_on_rows_the_new_key_cannot_hold_and_changes_nothing(pg_se
                  "WHERE conrelid = 'ticker_fundamentals'::regclass AND contype = 'u'") == [("ticker_fundamentals_key",)]
 
     # the user resolves the duplicates; the next run applies step 7
-    conn.cursor().execute("DELETE FROM ticker_fundamentals WHERE id IN (13, 15)")
+    conn.cursor().execute("DELETE FROM ticker_fundamentals WHERE id = 13")
     assert [s["step"] for s in run(params, steps)["applied"]] == [7]
     conn.close()
 
@@ -290,7 +295,7 @@ def test_the_role_upgrades_a_step_5_database_in_place(pg_server, schema_db, tmp_
         assert query(pg_server, schema_db, "SELECT matviewowner FROM pg_matviews "
                      "WHERE matviewname = 'mv_latest_fx_signals'") == [("quant_user",)]
         assert query(pg_server, schema_db, "SELECT count(*), count(collected_date) FROM ticker_fundamentals") == [
-            (len(FUNDAMENTALS), len(MOVED))]
+            (len(FUNDAMENTALS), len(FUNDAMENTALS))]
         assert "changed=0" in ok(host.play("playbooks/database.yml", "--check"))
     finally:
         conn.close()
