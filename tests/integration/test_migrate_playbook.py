@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from ansible.module_utils.sample_data import generate
-from integration.test_rollback import HOST_FILES, Host, ok
+from integration.test_rollback import ok, played_host
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 DOTENV_SINGLE_QUOTED = re.compile(r"^'((?:\\'|[^'])*)'$")
@@ -49,24 +49,13 @@ def recap_changed(stdout):
 def host(pg_server, tmp_path_factory):
     if not pg_server.has_timescaledb:
         pytest.fail("TimescaleDB is not installed for this PostgreSQL (make provision-local)")
-    saved = {path: path.read_bytes() if path.exists() else None for path in HOST_FILES}
-    h = Host(pg_server, tmp_path_factory.mktemp("migrate_playbook"))
-    h.app_dir = h.base / "spock"
-    h.app_dir.mkdir()
-    h.copy_dir = h.base / "copy"
-    try:
+    with played_host(pg_server, tmp_path_factory.mktemp("migrate_playbook")) as h:
+        h.app_dir = h.base / "spock"
+        h.app_dir.mkdir()
+        h.copy_dir = h.base / "copy"
         generate(str(h.src), scale=0.01)
         ok(h.play("playbooks/database.yml", quant_database_app_dir=str(h.app_dir)))
         yield h
-    finally:
-        conn = pg_server.connect()
-        conn.cursor().execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % h.db)
-        conn.close()
-        for path, data in saved.items():
-            if data is None:
-                path.unlink(missing_ok=True)
-            else:
-                path.write_bytes(data)
 
 
 def migrate_from_controller(h, *args, **extra):

@@ -6,7 +6,7 @@ import psycopg2
 import pytest
 from ansible.module_utils.migration_derive import period_end
 from ansible.module_utils.schema_steps import SchemaStepError, run
-from integration.test_rollback import HOST_FILES, Host, ok
+from integration.test_rollback import Host, host_files_kept, ok
 from schema_render import grant_statements, render_steps
 
 pytestmark = pytest.mark.integration
@@ -275,7 +275,6 @@ def test_upgrade_stops_on_rows_the_new_key_cannot_hold_and_changes_nothing(pg_se
 def test_the_role_upgrades_a_step_5_database_in_place(pg_server, schema_db, tmp_path):
     """playbooks/database.yml on a database the role left at step 5: steps 6-7 and the app-owned
     view on the next run, then --check predicts no change (privileges.yml is idempotent)."""
-    saved = {path: path.read_bytes() if path.exists() else None for path in HOST_FILES}
     host = Host(pg_server, tmp_path)
     host.db = schema_db
     conn = pg_server.connect(schema_db)
@@ -288,7 +287,8 @@ def test_the_role_upgrades_a_step_5_database_in_place(pg_server, schema_db, tmp_
     run(pg_server.params(schema_db), [s for s in render_steps("apache") if s["step"] <= 5],
         session_role="quant_owner")
     load_old_database(conn, FUNDAMENTALS)
-    try:
+    conn.close()
+    with host_files_kept():
         ok(host.play("playbooks/database.yml"))
         assert query(pg_server, schema_db, "SELECT step, name FROM quant_meta.schema_steps WHERE step > 5 "
                      "ORDER BY 1") == [(6, "app_schema"), (7, "fundamentals_key")]
@@ -297,10 +297,3 @@ def test_the_role_upgrades_a_step_5_database_in_place(pg_server, schema_db, tmp_
         assert query(pg_server, schema_db, "SELECT count(*), count(collected_date) FROM ticker_fundamentals") == [
             (len(FUNDAMENTALS), len(FUNDAMENTALS))]
         assert "changed=0" in ok(host.play("playbooks/database.yml", "--check"))
-    finally:
-        conn.close()
-        for path, data in saved.items():
-            if data is None:
-                path.unlink(missing_ok=True)
-            else:
-                path.write_bytes(data)

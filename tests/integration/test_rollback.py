@@ -34,6 +34,7 @@ import sqlite3
 import subprocess
 import sys
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg2
@@ -183,9 +184,7 @@ def report_of(stdout):
 def host(pg_server, tmp_path_factory):
     if not pg_server.has_timescaledb:
         pytest.fail("TimescaleDB is not installed for this PostgreSQL (make provision-local)")
-    saved = {path: path.read_bytes() if path.exists() else None for path in HOST_FILES}
-    h = Host(pg_server, tmp_path_factory.mktemp("rollback"))
-    try:
+    with played_host(pg_server, tmp_path_factory.mktemp("rollback")) as h:
         generate(str(h.src), scale=0.01)
         add_legacy_tables(h.src)
         ok(h.play("playbooks/database.yml"))
@@ -197,15 +196,34 @@ def host(pg_server, tmp_path_factory):
         h.backups.mkdir(mode=0o700)
         h.regular = Path(h.script("backup")["dump"]).name  # the nightly backup
         yield h
+
+
+@contextmanager
+def host_files_kept():
+    """Restore the host files the roles rewrite (HOST_FILES) when the block ends."""
+    saved = {path: path.read_bytes() if path.exists() else None for path in HOST_FILES}
+    try:
+        yield
     finally:
-        conn = pg_server.connect()
-        conn.cursor().execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % h.db)
-        conn.close()
         for path, data in saved.items():
             if data is None:
                 path.unlink(missing_ok=True)
             else:
                 path.write_bytes(data)
+
+
+@contextmanager
+def played_host(pg_server, base):
+    """A Host whose playbooks run against the test cluster; its database is dropped and the host
+    files are restored when the block ends."""
+    with host_files_kept():
+        h = Host(pg_server, base)
+        try:
+            yield h
+        finally:
+            conn = pg_server.connect()
+            conn.cursor().execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % h.db)
+            conn.close()
 
 
 def damage(h):
