@@ -234,14 +234,20 @@ def _duplicate_rowids(conn, job, excluded):
     keys, nulls, ids = [], [], []
     positions = [job.names.index(k) for k in job.natural_key]
     for cols, rowids in _iter_source_chunks(conn, job, excluded, ordered=not job.latest_wins):
-        enc = encode_source_chunk(_KeyOnly(job, positions), cols, len(rowids))
-        keys.append(key_hash_np([e[0] for e in enc], len(rowids)))
-        nulls.append(np.logical_or.reduce([np.asarray(e[1], dtype=bool) for e in enc]))
+        hashes, null = _key_hashes(job, positions, cols, len(rowids))
+        keys.append(hashes)
+        nulls.append(null)
         ids.append(rowids)
     if not keys:
         return excluded
     return np.union1d(excluded, superseded(np.concatenate(keys), np.concatenate(ids),
                                            None if job.nulls_equal else np.concatenate(nulls), job.latest_wins))
+
+
+def _key_hashes(job, positions, cols, n):
+    """(key hash, key holds a NULL) per source row of a chunk, for the key columns at positions."""
+    enc = encode_source_chunk(_KeyOnly(job, positions), cols, n)
+    return key_hash_np([e[0] for e in enc], n), np.logical_or.reduce([np.asarray(e[1], dtype=bool) for e in enc])
 
 
 def superseded(key_hashes, rowids, null_keys=None, latest_wins=False):
@@ -315,9 +321,7 @@ def wrong_survivors(conn, job, fp):
         if not rows:
             continue
         cols = columns_of(rows, len(job.source_columns) + 1)
-        enc = encode_source_chunk(_KeyOnly(job, positions), cols, len(rows))
-        hashes = key_hash_np([e[0] for e in enc], len(rows))
-        null = np.logical_or.reduce([np.asarray(e[1], dtype=bool) for e in enc])
+        hashes, null = _key_hashes(job, positions, cols, len(rows))
         left = np.searchsorted(sorted_keys, hashes, side="left")
         right = np.searchsorted(sorted_keys, hashes, side="right")
         for rowid, lo, hi, null_key in zip(cols[0], left, right, null):

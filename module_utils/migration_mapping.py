@@ -41,6 +41,7 @@ from __future__ import annotations
 import struct
 
 from ansible.module_utils.migration_derive import DeriveContext, MappingError, compile_derive
+from ansible.module_utils.pg_target import natural_key
 from ansible.module_utils.value_convert import (
     BINARY_TRAILER,
     NULL,
@@ -353,8 +354,6 @@ def _plan_keys(plan, spec, target, used_targets, src_cols):
             "key column %r of %s is not loaded: %s; set `keys` for %s in the mapping (sqlite_migration_mapping) to "
             "columns the file has, or fill %r with `columns` ({source column: %s}) or `derive`"
             % (key, plan.source_table, why, plan.source_table, key, key))
-    from ansible.module_utils.pg_target import natural_key  # here: pg_target imports this module
-
     # duplicates are judged only on a real unique constraint (`keys` must name one)
     plan.unique_key = natural_key(plan.source_table, explicit, target, used_targets)
     return (explicit or list(plan.unique_key.columns)) if plan.unique_key else []

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import namedtuple
 
-from ansible.module_utils.migration_mapping import MappingError
+from ansible.module_utils.migration_derive import MappingError
 from ansible.module_utils.value_convert import TargetType
 
 try:
