@@ -82,13 +82,19 @@ def _sqlite(path):
     lite.close()
 
 
-@pytest.fixture
-def migrated(pg_server, pg_db, tmp_path):
+def _source_and_target(pg_server, pg_db, tmp_path):
+    """The quirks SQLite file and the target tables; returns (src path, connection to the target)."""
     src = str(tmp_path / "quirks.db")
     _sqlite(src)
     conn = pg_server.connect(pg_db)
     with conn.cursor() as cur:
         cur.execute(PG_DDL)
+    return src, conn
+
+
+@pytest.fixture
+def migrated(pg_server, pg_db, tmp_path):
+    src, conn = _source_and_target(pg_server, pg_db, tmp_path)
     rejects = tmp_path / "rejects.jsonl"
     params = pg_server.params(pg_db)
     params.update(src=src, mapping=MAPPING, on_conflict="skip", batch_rows=3, max_reject_ratio=0,
@@ -196,11 +202,7 @@ def test_validation_catches_the_wrong_row_kept(migrated, pg_server, pg_db):
 
 
 def test_keys_without_a_unique_constraint_are_refused(pg_server, pg_db, tmp_path):
-    src = str(tmp_path / "quirks.db")
-    _sqlite(src)
-    conn = pg_server.connect(pg_db)
-    with conn.cursor() as cur:
-        cur.execute(PG_DDL)
+    src, conn = _source_and_target(pg_server, pg_db, tmp_path)
     params = pg_server.params(pg_db)
     params.update(src=src, mapping={"rates": {"keys": ["currency", "rate_date"]}})
     with pytest.raises(MigrationError) as info:

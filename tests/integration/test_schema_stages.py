@@ -25,6 +25,7 @@ from ansible.module_utils.sample_data import STAGES, generate
 from ansible.module_utils.schema_steps import run as apply_schema
 from ansible.module_utils.validate_runner import ValidationError
 from ansible.module_utils.validate_runner import run as validate
+from integration.test_quant_schema import query
 from schema_render import render_steps
 
 pytestmark = pytest.mark.integration
@@ -144,16 +145,6 @@ def _refresh_views(pg_server, db):
 def migrated(outcome):
     assert outcome.migration_error is None, "%s: the migration failed: %s" % (outcome.stage, outcome.migration_error)
     return outcome.migration
-
-
-def query(pg_server, db, sql, args=()):
-    conn = pg_server.connect(db)
-    try:
-        cur = conn.cursor()
-        cur.execute(sql, args)
-        return cur.fetchall()
-    finally:
-        conn.close()
 
 
 @pytest.mark.parametrize("stage", STAGES)

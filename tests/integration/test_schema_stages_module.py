@@ -14,6 +14,7 @@ import sqlite3
 import pytest
 from ansible.module_utils.migration_runner import MigrationError, run_migration
 from ansible.module_utils.validate_runner import run as validate
+from integration.test_sqlite_migrate import params_for, query
 from quant_target_ddl import create_target_schema, quant_mapping
 
 pytestmark = pytest.mark.integration
@@ -75,19 +76,10 @@ def target(pg_server, pg_db):
 
 
 def _params(pg_server, db, src, tmp_path, **extra):
-    """The module's parameters as the role passes them by default (reject policy included)."""
-    out = pg_server.params(db)
-    out.update(src=str(src), mapping=quant_mapping(), on_conflict="skip", batch_rows=500, max_reject_ratio=0.01,
-               max_rejects=10000, tolerated_rejects=10, rejects_path=str(tmp_path / "rejects.jsonl"),
-               verify_source=True)
-    out.update(extra)
-    return out
-
-
-def _rows(conn, query, args=()):
-    with conn.cursor() as cur:
-        cur.execute(query, args)
-        return cur.fetchall()
+    """The module's parameters with the role's reject policy."""
+    policy = {"batch_rows": 500, "max_reject_ratio": 0.01, "max_rejects": 10000, "tolerated_rejects": 10,
+              "rejects_path": str(tmp_path / "rejects.jsonl")}
+    return params_for(pg_server, db, str(src), **{**policy, **extra})
 
 
 # -- item 5: every schema stage migrates with the default mapping ----------------------------------
@@ -137,11 +129,11 @@ def test_init_db_stage_and_kis_ohlcv_migrate_with_warnings(pg_server, pg_db, tar
                             "period_end)") for w in warnings)
     assert len([w for w in warnings if w.startswith("ticker_fundamentals:")]) == 1  # once per table
     # tickers without market_tier get the column default; the KIS created_at keeps its value
-    assert _rows(target, "SELECT DISTINCT market_tier FROM tickers") == [("MAIN",)]
-    assert _rows(target, "SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') FROM ohlcv_data "
+    assert query(target, "SELECT DISTINCT market_tier FROM tickers") == [("MAIN",)]
+    assert query(target, "SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') FROM ohlcv_data "
                          "ORDER BY date LIMIT 1") == [("2024-01-02 06:00:00",)]
     # a date-keyed (init_db) file keeps its dates; collected_date is the source date
-    assert _rows(target, "SELECT ticker, date::text, period_type, collected_date::text, fiscal_year "
+    assert query(target, "SELECT ticker, date::text, period_type, collected_date::text, fiscal_year "
                          "FROM ticker_fundamentals ORDER BY ticker, period_type") == [
         ("005930", "2025-10-15", "ANNUAL", "2025-10-15", None), ("005930", "2025-10-15", "DAILY", "2025-10-15", None),
         ("AAPL", "2025-10-16", "DAILY", "2025-10-16", None)]
@@ -182,7 +174,7 @@ def test_fiscal_year_keyed_fundamentals_keep_every_row_and_validate(pg_server, p
     assert (res["copied_rows"], res["rejected_rows"], res["duplicate_rows"]) == (count, 0, 0)
     assert res["warnings"] == []
     assert "replaces the source value in 7 rows" in res["notes"][0]
-    got = _rows(target, "SELECT ticker, period_type, fiscal_year, date::text, collected_date::text "
+    got = query(target, "SELECT ticker, period_type, fiscal_year, date::text, collected_date::text "
                         "FROM ticker_fundamentals ORDER BY ticker, period_type, fiscal_year")
     assert got == [
         ("000660", "DAILY", None, "2025-10-16", "2025-10-16"),
@@ -212,7 +204,7 @@ def test_key_column_the_file_lacks_names_what_to_set(pg_server, pg_db, target, t
     mapping["ticker_fundamentals"] = dict(mapping["ticker_fundamentals"], keys=["ticker", "region", "fiscal_year",
                                                                                  "period_type"])
     # a unique key on those columns, so that only the missing source column is wrong
-    _rows(target, "CREATE UNIQUE INDEX tf_fy ON ticker_fundamentals (ticker, region, fiscal_year, period_type)"
+    query(target, "CREATE UNIQUE INDEX tf_fy ON ticker_fundamentals (ticker, region, fiscal_year, period_type)"
           " ; SELECT 1")
     with pytest.raises(MigrationError) as info:
         run_migration(_params(pg_server, pg_db, src, tmp_path, mapping=mapping, tables=["ticker_fundamentals"]))
@@ -260,8 +252,8 @@ def test_too_many_rejects_fail_before_the_next_table_and_a_rerun_goes_on(pg_serv
     assert "so are the tables loaded before it (tickers)" in msg
     assert str(tmp_path / "rejects.jsonl") in msg and "continues with etf_holdings" in msg
     # the failing table is committed, the next one was not started, the rejects file is written
-    assert _rows(target, "SELECT count(*) FROM etf_details") == [(16,)]
-    assert _rows(target, "SELECT count(*) FROM etf_holdings") == [(0,)]
+    assert query(target, "SELECT count(*) FROM etf_details") == [(16,)]
+    assert query(target, "SELECT count(*) FROM etf_holdings") == [(0,)]
     rejects = [json.loads(line) for line in (tmp_path / "rejects.jsonl").read_text().splitlines()]
     assert sorted(r["source_rowid"] for r in rejects if r["table"] == "etf_details") == [17, 18, 19]
     assert "etf_holdings" not in info.value.result["tables"]
@@ -269,7 +261,7 @@ def test_too_many_rejects_fail_before_the_next_table_and_a_rerun_goes_on(pg_serv
     again = run_migration(params)
     assert again["tables"]["etf_details"]["status"] == "skipped"
     assert again["tables"]["etf_holdings"]["status"] == "copied"
-    assert _rows(target, "SELECT count(*) FROM etf_holdings") == [(2,)]
+    assert query(target, "SELECT count(*) FROM etf_holdings") == [(2,)]
     assert any(w.startswith("etf_details: 3 of 19 rows were rejected when an earlier run") for w in again["warnings"])
 
 
@@ -281,6 +273,6 @@ def test_absolute_limit_and_check_mode(pg_server, pg_db, target, tmp_path):
                                              r"3 of 19 rows rejected, more than max_rejects \(role: "
                                              r"sqlite_migration_max_rejects\) 2"):
         run_migration(params, check_mode=True)
-    assert _rows(target, "SELECT count(*) FROM etf_details") == [(0,)]
+    assert query(target, "SELECT count(*) FROM etf_details") == [(0,)]
     with pytest.raises(MigrationError, match=r"^table etf_details: 3 of 19 rows rejected, more than max_rejects"):
         run_migration(params)
