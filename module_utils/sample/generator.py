@@ -16,7 +16,7 @@ host when no source file is given), by scripts/make-sample-db and by the tests.
 * ``schema_stage``: ``current`` (the default, above) or a stage a real file can
   be at (init_db, fiscal_year, fiscal_year_key, kis_ohlcv): that stage's schema,
   the SQLite-only tables and the stage's key quirks, written in the order the
-  platform's scripts write them (module_utils/sample_stages.py).
+  platform's scripts write them (module_utils/sample/stages.py).
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ import random
 import sqlite3
 
 try:
-    from ansible.module_utils import sample_stages
+    from ansible.module_utils.sample import stages as sample_stages
 except ImportError:  # scripts/make-sample-db imports this file without Ansible
-    import sample_stages
+    import stages as sample_stages
 
 STAGES = sample_stages.STAGES
 
@@ -422,7 +422,7 @@ def generate(path, scale=1.0, seed=20251021, overwrite=True, schema_stage="curre
     """Write the sample SQLite file at path; returns {table: rows}.
 
     schema_stage: current (the default: the 12 tables of the spec) or a stage of a real file
-    (module_utils/sample_stages.py: init_db, fiscal_year, fiscal_year_key, kis_ohlcv), whose
+    (module_utils/sample/stages.py: init_db, fiscal_year, fiscal_year_key, kis_ohlcv), whose
     result also counts the SQLite-only tables.
     """
     if schema_stage not in STAGES:

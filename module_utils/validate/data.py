@@ -5,8 +5,8 @@ All SQL is read-only; identifiers are quoted with psycopg2.sql, never formatted 
 
 from __future__ import annotations
 
-from ansible.module_utils.content_compare import explain, fingerprint_target, source_rows_by_rowid
-from ansible.module_utils.fingerprint import Invalid, canonical_text, compare_fingerprints, keyed_differences
+from ansible.module_utils.core.fingerprint import Invalid, canonical_text, compare_fingerprints, keyed_differences
+from ansible.module_utils.validate.content_compare import explain, fingerprint_target, source_rows_by_rowid
 from psycopg2 import sql
 
 # Ticker shapes per region (spec source_system.md §1.4). KR: 6 digits, newer KRX codes

@@ -8,7 +8,7 @@ Mapping format (one entry per source table; every key optional)::
       columns: {old: new}         # renames; unlisted source columns keep their name
       drop: [atr]                 # source columns deliberately NOT migrated (explicit;
                                   # an unmapped source column is an error, never dropped silently)
-      derive:                     # target columns filled another way (module_utils/migration_derive.py)
+      derive:                     # target columns filled another way (module_utils/mapping/derive.py)
         region: {lookup: tickers, key: ticker, match: ticker, value: region, when: null}
                                   # when: null  -> only where the source value is NULL/absent (default)
                                   # when: always -> always looked up (source value ignored)
@@ -40,9 +40,7 @@ from __future__ import annotations
 
 import struct
 
-from ansible.module_utils.migration_derive import DeriveContext, MappingError, compile_derive
-from ansible.module_utils.pg_target import natural_key
-from ansible.module_utils.value_convert import (
+from ansible.module_utils.convert.values import (
     BINARY_TRAILER,
     NULL,
     NULL_BINARY,
@@ -56,6 +54,8 @@ from ansible.module_utils.value_convert import (
     make_converter,
     unescape_copy_text,
 )
+from ansible.module_utils.mapping.derive import DeriveContext, MappingError, compile_derive
+from ansible.module_utils.mapping.target import natural_key
 
 TRANSFORM_NAMES = ("strip", "upper", "lower")
 ON_CONFLICT = ("error", "skip", "update")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 
-from ansible.module_utils.quant_postgres import connect
+from ansible.module_utils.core.postgres import connect
 
 METRICS = ("p50", "p95", "max", "mean")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from queue import SimpleQueue
 
-from ansible.module_utils.quant_postgres import ConnectionFailure, connect, rollback_quietly
+from ansible.module_utils.core.postgres import ConnectionFailure, connect, rollback_quietly
 
 # Two builders: enough to use a second core, few enough that maintenance_work_mem
 # (per builder) stays modest on a laptop.

@@ -27,7 +27,7 @@ import traceback
 from itertools import compress
 from urllib.parse import quote
 
-from ansible.module_utils.fingerprint import (
+from ansible.module_utils.core.fingerprint import (
     CANON_NAN_BITS,
     INT_CODED,
     NULL_ATOM,
@@ -44,7 +44,7 @@ from ansible.module_utils.fingerprint import (
     kind_of,
     np,
 )
-from ansible.module_utils.migration_mapping import apply_transforms
+from ansible.module_utils.mapping.plan import apply_transforms
 
 CHUNK_ROWS = 50000
 _UTC = datetime.timezone.utc

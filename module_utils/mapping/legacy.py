@@ -43,8 +43,8 @@ from __future__ import annotations
 import sqlite3
 from collections import namedtuple
 
-from ansible.module_utils.migration_state import reset_tables
-from ansible.module_utils.sqlite_source import SourceError, qi
+from ansible.module_utils.core.quant_meta import reset_tables
+from ansible.module_utils.core.sqlite_source import SourceError, qi
 
 MAX_IDENT_BYTES = 63  # PostgreSQL's NAMEDATALEN - 1: longer names would be truncated silently
 LOCK_KEY = 0x51AE7AB1  # serialises concurrent CREATE ... IF NOT EXISTS of the legacy tables

@@ -10,7 +10,7 @@ import os
 import re
 from collections import OrderedDict
 
-from ansible.module_utils.tune_recommender import (
+from ansible.module_utils.tune.recommender import (
     TuneInputError,
     effective_memory,
     parse_cgroup_memory_value,

@@ -28,9 +28,9 @@ import time
 from contextlib import contextmanager
 from operator import itemgetter
 
-from ansible.module_utils.migration_mapping import explain_row
-from ansible.module_utils.migration_state import advance_checkpoint, insert_rejects
-from ansible.module_utils.value_convert import NULL, NULL_BINARY, describe_value
+from ansible.module_utils.convert.values import NULL, NULL_BINARY, describe_value
+from ansible.module_utils.core.quant_meta import advance_checkpoint, insert_rejects
+from ansible.module_utils.mapping.plan import explain_row
 
 try:
     import psycopg2

@@ -1,4 +1,4 @@
-"""Schema stages of a real spock SQLite file, for the sample generator (module_utils/sample_data.py).
+"""Schema stages of a real spock SQLite file, for the sample generator (module_utils/sample/generator.py).
 
 A real data/spock_local.db is whatever the platform's scripts made of it over time
 (app_contract.md section 5, "Schema stages of a real file"):

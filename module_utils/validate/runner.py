@@ -10,16 +10,17 @@ from __future__ import annotations
 import json
 import time
 
-from ansible.module_utils import pg_health, timescale_health, validate_data
-from ansible.module_utils.atomic_file import atomic_text_file
-from ansible.module_utils.content_compare import SourceFingerprints, TableJob
-from ansible.module_utils.legacy_tables import LegacyError, extend_validation
-from ansible.module_utils.migration_mapping import MappingError, SourceTableMissing, build_plan, table_order
-from ansible.module_utils.pg_target import TargetError, load_table
-from ansible.module_utils.quant_postgres import connect, rollback_quietly
-from ansible.module_utils.sqlite_source import SourceError, open_source
-from ansible.module_utils.validate_checks import CATEGORIES, Results, failure_message
-from ansible.module_utils.value_convert import Options
+from ansible.module_utils.convert.values import Options
+from ansible.module_utils.core.atomic_file import atomic_text_file
+from ansible.module_utils.core.postgres import connect, rollback_quietly
+from ansible.module_utils.core.sqlite_source import SourceError, open_source
+from ansible.module_utils.mapping.legacy import LegacyError, extend_validation
+from ansible.module_utils.mapping.plan import MappingError, SourceTableMissing, build_plan, table_order
+from ansible.module_utils.mapping.target import TargetError, load_table
+from ansible.module_utils.validate import data as validate_data
+from ansible.module_utils.validate import pg_health, timescale_health
+from ansible.module_utils.validate.checks import CATEGORIES, Results, failure_message
+from ansible.module_utils.validate.content_compare import SourceFingerprints, TableJob
 
 try:
     import psycopg2

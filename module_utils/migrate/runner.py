@@ -10,12 +10,10 @@ import json
 import time
 import uuid
 
-from ansible.module_utils.atomic_file import atomic_text_file
-from ansible.module_utils.copy_engine import RowFeeder, TableWriter, check_batch, paused_gc
-from ansible.module_utils.index_build import build_indexes
-from ansible.module_utils.legacy_tables import LegacyError, extend_migration
-from ansible.module_utils.migration_mapping import MappingError, build_plan, table_order
-from ansible.module_utils.migration_state import (
+from ansible.module_utils.convert.values import Options
+from ansible.module_utils.core.atomic_file import atomic_text_file
+from ansible.module_utils.core.postgres import ConnectionFailure, connect, rollback_quietly
+from ansible.module_utils.core.quant_meta import (
     LockBusy,
     TruncateRefused,
     acquire_lock,
@@ -31,12 +29,20 @@ from ansible.module_utils.migration_state import (
     start_checkpoint,
     truncate_targets,
 )
-from ansible.module_utils.pg_target import TargetError, count_rows_exist, droppable_indexes, load_table, sync_sequences
-from ansible.module_utils.quant_postgres import ConnectionFailure, connect, rollback_quietly
-from ansible.module_utils.reject_policy import RejectPolicy
-from ansible.module_utils.sqlite_source import SourceError, open_source
-from ansible.module_utils.table_analyze import analyze_table, hypertable_chunks
-from ansible.module_utils.value_convert import Options
+from ansible.module_utils.core.sqlite_source import SourceError, open_source
+from ansible.module_utils.mapping.legacy import LegacyError, extend_migration
+from ansible.module_utils.mapping.plan import MappingError, build_plan, table_order
+from ansible.module_utils.mapping.target import (
+    TargetError,
+    count_rows_exist,
+    droppable_indexes,
+    load_table,
+    sync_sequences,
+)
+from ansible.module_utils.migrate.copy_engine import RowFeeder, TableWriter, check_batch, paused_gc
+from ansible.module_utils.migrate.index_build import build_indexes
+from ansible.module_utils.migrate.reject_policy import RejectPolicy
+from ansible.module_utils.migrate.table_analyze import analyze_table, hypertable_chunks
 
 try:
     import psycopg2

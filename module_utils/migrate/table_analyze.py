@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import threading
 
-from ansible.module_utils.quant_postgres import ConnectionFailure, connect, rollback_quietly
+from ansible.module_utils.core.postgres import ConnectionFailure, connect, rollback_quietly
 
 try:
     import psycopg2

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections import namedtuple
 
-from ansible.module_utils.migration_derive import MappingError
-from ansible.module_utils.value_convert import TargetType
+from ansible.module_utils.convert.values import TargetType
+from ansible.module_utils.mapping.derive import MappingError
 
 try:
     from psycopg2 import sql

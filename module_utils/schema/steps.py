@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 
-from ansible.module_utils.quant_postgres import ConnectionFailure, connect, pgsql, quote_ident
+from ansible.module_utils.core.postgres import ConnectionFailure, connect, pgsql, quote_ident
 
 META_SCHEMA = "quant_meta"
 # Arbitrary but fixed 64-bit key: "quant_meta.schema_steps" for pg_advisory_lock.
