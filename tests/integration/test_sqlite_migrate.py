@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
-from ansible.module_utils.migration_runner import MigrationError, run_migration
-from ansible.module_utils.migration_state import LOCK_KEY
-from ansible.module_utils.sample_data import generate
+from ansible.module_utils.core.quant_meta import LOCK_KEY
+from ansible.module_utils.migrate.runner import MigrationError, run_migration
+from ansible.module_utils.sample.generator import generate
 from quant_target_ddl import create_target_schema, quant_mapping
 
 pytestmark = pytest.mark.integration
@@ -417,7 +417,8 @@ def test_unreadable_source(pg_server, pg_db, sample):
         locked.write_bytes(Path(src).read_bytes()[:8192])
         locked.chmod(0o000)
         # sqlite_source.py has no Ansible imports: copy it where `nobody` can read it
-        (base / "sqlite_source.py").write_text((HERE.parents[1] / "module_utils" / "sqlite_source.py").read_text())
+        source_py = HERE.parents[1] / "module_utils" / "core" / "sqlite_source.py"
+        (base / "sqlite_source.py").write_text(source_py.read_text())
         code = ("import sys; sys.path.insert(0, %r)\n"
                 "from sqlite_source import open_source, SourceError\n"
                 "try:\n    open_source(%r)\nexcept SourceError as e:\n    print(e)" % (str(base), str(locked)))
