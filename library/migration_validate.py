@@ -192,11 +192,11 @@ report_path:
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.quant_postgres import module_params, postgres_common_argument_spec, run_or_fail
+from ansible.module_utils.core.postgres import module_params, postgres_common_argument_spec, run_or_fail
 
 try:
-    from ansible.module_utils.fingerprint import HAS_NUMPY
-    from ansible.module_utils.validate_runner import ValidationError, run
+    from ansible.module_utils.core.fingerprint import HAS_NUMPY
+    from ansible.module_utils.validate.runner import ValidationError, run
 except ImportError:  # pragma: no cover - psycopg2 missing: reported below
     HAS_NUMPY = False
     run = ValidationError = None

@@ -124,8 +124,8 @@ seconds:
 
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.pg_bench import BenchmarkError, run
-from ansible.module_utils.quant_postgres import module_params, postgres_common_argument_spec, run_or_fail
+from ansible.module_utils.bench.pg_bench import BenchmarkError, run
+from ansible.module_utils.core.postgres import module_params, postgres_common_argument_spec, run_or_fail
 
 
 def argument_spec():

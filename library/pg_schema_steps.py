@@ -81,8 +81,8 @@ recorded:
 
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.quant_postgres import module_params, postgres_common_argument_spec, run_or_fail
-from ansible.module_utils.schema_steps import SchemaStepError, run
+from ansible.module_utils.core.postgres import module_params, postgres_common_argument_spec, run_or_fail
+from ansible.module_utils.schema.steps import SchemaStepError, run
 
 
 def main():

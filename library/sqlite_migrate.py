@@ -301,10 +301,10 @@ queries:
 
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.quant_postgres import module_params, postgres_common_argument_spec, run_or_fail
+from ansible.module_utils.core.postgres import module_params, postgres_common_argument_spec, run_or_fail
 
 try:
-    from ansible.module_utils.migration_runner import MigrationError, run_migration
+    from ansible.module_utils.migrate.runner import MigrationError, run_migration
 except ImportError:  # pragma: no cover - only when psycopg2 itself is missing
     MigrationError = Exception
     run_migration = None

@@ -81,7 +81,7 @@ rows:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.sample_data import STAGES, generate
+from ansible.module_utils.sample.generator import STAGES, generate
 
 
 def main():

@@ -164,20 +164,20 @@ diff:
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.quant_postgres import (
+from ansible.module_utils.core.postgres import (
     ConnectionFailure,
     connect,
     env_fallback_password,
     postgres_common_argument_spec,
 )
-from ansible.module_utils.tune_apply import (
+from ansible.module_utils.tune.apply import (
     ApplyError,
     apply_settings,
     detect_memory,
     host_cpus,
     server_major_version,
 )
-from ansible.module_utils.tune_recommender import (
+from ansible.module_utils.tune.recommender import (
     TuneInputError,
     apply_overrides,
     bytes_to_decimal_format,

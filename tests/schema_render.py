@@ -11,7 +11,7 @@ from pathlib import Path
 
 import jinja2
 import yaml
-from ansible.module_utils.timescale_policies import resolve_policies
+from ansible.module_utils.schema.timescale_policies import resolve_policies
 
 ROLE = Path(__file__).resolve().parent.parent / "roles" / "quant_database"
 VARS = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())

@@ -1,6 +1,6 @@
 """Filters exposing the project's pure platform and configuration logic.
 
-quant_platform        ansible_facts -> the plan of module_utils/platform_matrix.py
+quant_platform        ansible_facts -> the plan of module_utils/platform_plan/matrix.py
 quant_preload_merge   merge shared_preload_libraries contributions
 quant_pg_conf_value   render a postgresql.conf value
 quant_timescaledb_compat  '' or why a TimescaleDB/PostgreSQL pair is unsupported
@@ -19,14 +19,14 @@ _UTILS = Path(__file__).resolve().parents[2] / "module_utils"
 
 
 def _load(name):
-    """Import module_utils/<name>.py: controller-side plugins do not get the
+    """Import module_utils/<package>/<name>.py (name is "package.name"): controller-side plugins do not get the
     module_utils path that ansible.cfg gives to modules, so load it by path."""
     try:
         return importlib.import_module("ansible.module_utils." + name)
     except ImportError:
-        key = "quant_module_utils_" + name
+        key = "quant_module_utils_" + name.replace(".", "_")
         if key not in sys.modules:
-            spec = importlib.util.spec_from_file_location(key, _UTILS / (name + ".py"))
+            spec = importlib.util.spec_from_file_location(key, _UTILS.joinpath(*name.split(".")).with_suffix(".py"))
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
             sys.modules[key] = module
@@ -35,7 +35,7 @@ def _load(name):
 
 def quant_platform(facts, pg_version=15, ts_version="2.19.3", brew_user=None, cluster_name="main"):
     """Plan for the host whose facts (ansible_facts, un-prefixed keys) are given."""
-    matrix = _load("platform_matrix")
+    matrix = _load("platform_plan.matrix")
     facts = facts or {}
     try:
         return matrix.platform_plan(
@@ -48,23 +48,23 @@ def quant_platform(facts, pg_version=15, ts_version="2.19.3", brew_user=None, cl
 
 def quant_preload_merge(lists, available=None):
     """lists: list of lists (base, extra, roles); available: installed library names or None."""
-    return _load("postgresql_conf").merge_preload(*lists, available=available)
+    return _load("platform_plan.postgresql_conf").merge_preload(*lists, available=available)
 
 
 def quant_pg_conf_value(value):
-    return _load("postgresql_conf").conf_value(value)
+    return _load("platform_plan.postgresql_conf").conf_value(value)
 
 
 def quant_timescaledb_compat(ts_version, pg_version):
     try:
-        return _load("timescaledb_plan").compatibility_problem(ts_version, pg_version)
+        return _load("platform_plan.timescaledb").compatibility_problem(ts_version, pg_version)
     except ValueError as exc:
         return str(exc)
 
 
 def quant_timescaledb_method(requested, **kwargs):
     try:
-        return _load("timescaledb_plan").choose_install_method(requested, **kwargs)
+        return _load("platform_plan.timescaledb").choose_install_method(requested, **kwargs)
     except ValueError as exc:
         raise AnsibleFilterError("quant_timescaledb_method: %s" % exc) from exc
 

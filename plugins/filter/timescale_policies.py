@@ -1,6 +1,6 @@
 """Filter `quant_timescale_policies`: policy settings valid for the installed TimescaleDB.
 
-Thin wrapper: the logic (and its unit tests) live in module_utils/timescale_policies.py.
+Thin wrapper: the logic (and its unit tests) live in module_utils/schema/timescale_policies.py.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from pathlib import Path
 from ansible.errors import AnsibleFilterError
 
 try:
-    from ansible.module_utils.timescale_policies import PolicyError, resolve_policies
+    from ansible.module_utils.schema.timescale_policies import PolicyError, resolve_policies
 except ImportError:
     # Controller-side plugins do not see ansible.cfg's module_utils path; load the file directly.
-    _path = Path(__file__).resolve().parents[2] / "module_utils" / "timescale_policies.py"
+    _path = Path(__file__).resolve().parents[2] / "module_utils" / "schema" / "timescale_policies.py"
     _spec = importlib.util.spec_from_file_location("quant_timescale_policies_impl", _path)
     _mod = importlib.util.module_from_spec(_spec)
     _spec.loader.exec_module(_mod)

@@ -26,8 +26,8 @@ import time
 import uuid
 from pathlib import Path
 
-from ansible.module_utils.migration_runner import run_migration
-from ansible.module_utils.validate_runner import run as run_validation
+from ansible.module_utils.migrate.runner import run_migration
+from ansible.module_utils.validate.runner import run as run_validation
 from integration.test_sqlite_migrate import _start_core as start_core  # noqa: F401  (re-exported)
 from integration.test_sqlite_migrate import params_for, query, scalar
 from psycopg2 import sql

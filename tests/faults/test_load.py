@@ -3,7 +3,7 @@
 A database migrated from the project's own sample (modest scale) on the session's throw-away
 cluster; while migration_validate runs (again and again, for the whole window), 30 client threads
 each hold one psycopg2 connection and run the 13 benchmark queries of the migration_validation
-role (module_utils/pg_bench.py's workload) round-robin for 60 s. Proven: no query error, no
+role (module_utils/bench/pg_bench.py's workload) round-robin for 60 s. Proven: no query error, no
 refused connection (`too many clients`), every validation without a critical failure, and the
 data unchanged. p95 latency and queries/s are printed and recorded, never asserted
 (docs/CONVENTIONS.md: tests never assert on timings).
@@ -19,11 +19,11 @@ from pathlib import Path
 import psycopg2
 import pytest
 import yaml
-from ansible.module_utils.migration_runner import run_migration
-from ansible.module_utils.pg_bench import percentile, validate_queries
-from ansible.module_utils.sample_data import generate
-from ansible.module_utils.schema_steps import run as apply_schema
-from ansible.module_utils.validate_runner import run as validate
+from ansible.module_utils.bench.pg_bench import percentile, validate_queries
+from ansible.module_utils.migrate.runner import run_migration
+from ansible.module_utils.sample.generator import generate
+from ansible.module_utils.schema.steps import run as apply_schema
+from ansible.module_utils.validate.runner import run as validate
 from schema_render import render_steps
 
 pytestmark = pytest.mark.faults

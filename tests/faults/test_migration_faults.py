@@ -16,8 +16,8 @@ not by timing. Every test records a summary row through `fault_report`.
 from __future__ import annotations
 
 import pytest
-from ansible.module_utils.migration_runner import MigrationError
-from ansible.module_utils.sample_data import generate
+from ansible.module_utils.migrate.runner import MigrationError
+from ansible.module_utils.sample.generator import generate
 from faultlib import (
     CONTENT_CHECKS,
     AnsibleRun,

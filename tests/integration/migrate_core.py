@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 
 import conftest  # noqa: E402,F401  (wires ansible.module_utils to this repository)
-from ansible.module_utils.migration_runner import MigrationError, run_migration  # noqa: E402
+from ansible.module_utils.migrate.runner import MigrationError, run_migration  # noqa: E402
 
 
 def main():

@@ -10,9 +10,9 @@ from datetime import date, timedelta
 
 import psycopg2
 import pytest
-from ansible.module_utils.migration_runner import run_migration
-from ansible.module_utils.sample_data import generate
-from ansible.module_utils.schema_steps import run
+from ansible.module_utils.migrate.runner import run_migration
+from ansible.module_utils.sample.generator import generate
+from ansible.module_utils.schema.steps import run
 from integration.test_schema_stages import migrate_params
 from schema_render import grant_statements, render_steps
 

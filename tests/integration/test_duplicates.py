@@ -12,8 +12,8 @@ import json
 import sqlite3
 
 import pytest
-from ansible.module_utils.migration_runner import MigrationError, run_migration
-from ansible.module_utils.validate_runner import run as validate
+from ansible.module_utils.migrate.runner import MigrationError, run_migration
+from ansible.module_utils.validate.runner import run as validate
 
 pytestmark = pytest.mark.integration
 

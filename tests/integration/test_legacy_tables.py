@@ -9,9 +9,9 @@ import sqlite3
 from decimal import Decimal
 
 import pytest
-from ansible.module_utils.migration_runner import MigrationError, run_migration
-from ansible.module_utils.validate_runner import ValidationError
-from ansible.module_utils.validate_runner import run as run_validation
+from ansible.module_utils.migrate.runner import MigrationError, run_migration
+from ansible.module_utils.validate.runner import ValidationError
+from ansible.module_utils.validate.runner import run as run_validation
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from ansible.module_utils.sample_data import generate
+from ansible.module_utils.sample.generator import generate
 from integration.test_rollback import ok, played_host
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from ansible.module_utils.validate_runner import run
+from ansible.module_utils.validate.runner import run
 from integration.validation_dataset import build
 
 pytestmark = pytest.mark.integration

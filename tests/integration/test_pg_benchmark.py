@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ansible.module_utils.pg_bench import run
-from ansible.module_utils.schema_steps import run as apply_schema
+from ansible.module_utils.bench.pg_bench import run
+from ansible.module_utils.schema.steps import run as apply_schema
 from schema_render import render_steps
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,8 +4,8 @@ from datetime import date, timedelta
 
 import psycopg2
 import pytest
-from ansible.module_utils.migration_derive import period_end
-from ansible.module_utils.schema_steps import SchemaStepError, run
+from ansible.module_utils.mapping.derive import period_end
+from ansible.module_utils.schema.steps import SchemaStepError, run
 from integration.test_rollback import Host, host_files_kept, ok
 from schema_render import grant_statements, render_steps
 
@@ -219,7 +219,7 @@ def test_upgrade_in_place_keeps_every_row(pg_server, schema_db):
         moved = MOVED.get(old["id"])
         expected = dict(old, date=moved.isoformat()) if moved else old
         assert {k: new[k] for k in old} == expected, old["id"]
-        # the step and the migration apply one rule (module_utils/migration_derive.py)
+        # the step and the migration apply one rule (module_utils/mapping/derive.py)
         rule = period_end(old["fiscal_year"], old["period_type"], old["data_source"])
         assert new["date"] == (rule or old["date"]), old["id"]
         assert new["collected_date"] == old["date"], old["id"]  # every row came from the SQLite file

@@ -3,7 +3,7 @@
 The module fixture builds a "migrated host" on the throw-away cluster with the
 project's own playbooks: playbooks/database.yml (role quant_database: roles,
 extensions, the real schema, the app .env) and playbooks/migrate.yml (role
-sqlite_migration) from a generated SQLite sample (module_utils/sample_data.py).
+sqlite_migration) from a generated SQLite sample (module_utils/sample/generator.py).
 Each scenario is then run twice (idempotent), and the state it leaves is
 checked against the runbook's rollback section:
 
@@ -39,7 +39,7 @@ from pathlib import Path
 
 import psycopg2
 import pytest
-from ansible.module_utils.sample_data import generate
+from ansible.module_utils.sample.generator import generate
 from integration.test_backup import content_hashes
 
 ROOT = Path(__file__).resolve().parents[2]

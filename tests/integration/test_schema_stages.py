@@ -1,7 +1,7 @@
 """Each schema stage of a real spock file migrates with the role's DEFAULT mapping and options and
 validates with 0 critical (issue 15, "Done means").
 
-For every stage of module_utils/sample_stages.py: the project's schema (the quant_database role's
+For every stage of module_utils/sample/stages.py: the project's schema (the quant_database role's
 rendered steps) on a fresh database, sqlite_migrate's logic with the parameters the role passes
 (read from roles/sqlite_migration/tasks/migrate.yml and its defaults), then the validation with the
 parameters roles/migration_validation passes. Then, per table, copied + rejected + duplicates =
@@ -19,12 +19,12 @@ import migration_validate
 import pytest
 import sqlite_migrate
 import yaml
-from ansible.module_utils.migration_runner import MigrationError, run_migration
-from ansible.module_utils.quant_postgres import postgres_common_argument_spec
-from ansible.module_utils.sample_data import STAGES, generate
-from ansible.module_utils.schema_steps import run as apply_schema
-from ansible.module_utils.validate_runner import ValidationError
-from ansible.module_utils.validate_runner import run as validate
+from ansible.module_utils.core.postgres import postgres_common_argument_spec
+from ansible.module_utils.migrate.runner import MigrationError, run_migration
+from ansible.module_utils.sample.generator import STAGES, generate
+from ansible.module_utils.schema.steps import run as apply_schema
+from ansible.module_utils.validate.runner import ValidationError
+from ansible.module_utils.validate.runner import run as validate
 from integration.test_quant_schema import query
 from schema_render import render_steps
 

@@ -12,8 +12,8 @@ import json
 import sqlite3
 
 import pytest
-from ansible.module_utils.migration_runner import MigrationError, run_migration
-from ansible.module_utils.validate_runner import run as validate
+from ansible.module_utils.migrate.runner import MigrationError, run_migration
+from ansible.module_utils.validate.runner import run as validate
 from integration.test_sqlite_migrate import params_for, query
 from quant_target_ddl import create_target_schema, quant_mapping
 

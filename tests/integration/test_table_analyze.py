@@ -1,4 +1,4 @@
-"""ANALYZE after a load: a hypertable's chunks shared between two connections (module_utils/table_analyze.py).
+"""ANALYZE after a load: a hypertable's chunks shared between two connections (module_utils/migrate/table_analyze.py).
 
 On the throw-away cluster with TimescaleDB: every chunk and the parent are
 analyzed exactly once, the parent gets its inherited statistics, the server
@@ -15,9 +15,9 @@ import uuid
 
 import psycopg2
 import pytest
-from ansible.module_utils.pg_target import load_table
-from ansible.module_utils.quant_postgres import connect
-from ansible.module_utils.table_analyze import analyze_table, hypertable_chunks, split_chunks
+from ansible.module_utils.core.postgres import connect
+from ansible.module_utils.mapping.target import load_table
+from ansible.module_utils.migrate.table_analyze import analyze_table, hypertable_chunks, split_chunks
 
 pytestmark = pytest.mark.integration
 

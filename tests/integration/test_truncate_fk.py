@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from ansible.module_utils.migration_runner import MigrationError, run_migration
+from ansible.module_utils.migrate.runner import MigrationError, run_migration
 
 pytestmark = pytest.mark.integration
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ansible.module_utils.migration_runner import run_migration
-from ansible.module_utils.sample_data import generate
-from ansible.module_utils.schema_steps import run as apply_schema
-from ansible.module_utils.validate_runner import run as validate
+from ansible.module_utils.migrate.runner import run_migration
+from ansible.module_utils.sample.generator import generate
+from ansible.module_utils.schema.steps import run as apply_schema
+from ansible.module_utils.validate.runner import run as validate
 from schema_render import render_steps
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ import datetime
 import random
 import sqlite3
 
-from ansible.module_utils.migration_state import ensure_schema
+from ansible.module_utils.core.quant_meta import ensure_schema
 from psycopg2.extras import execute_values
 
 TICKERS = [  # ticker, region, name, exchange

@@ -11,13 +11,13 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from ansible.module_utils.content_compare import superseded
-from ansible.module_utils.copy_engine import RowFeeder, check_batch
-from ansible.module_utils.fingerprint import np
-from ansible.module_utils.migration_mapping import MappingError, build_plan
-from ansible.module_utils.pg_target import Column, TargetTable, UniqueKey, natural_key
-from ansible.module_utils.sqlite_source import open_source
-from ansible.module_utils.value_convert import Options, TargetType
+from ansible.module_utils.convert.values import Options, TargetType
+from ansible.module_utils.core.fingerprint import np
+from ansible.module_utils.core.sqlite_source import open_source
+from ansible.module_utils.mapping.plan import MappingError, build_plan
+from ansible.module_utils.mapping.target import Column, TargetTable, UniqueKey, natural_key
+from ansible.module_utils.migrate.copy_engine import RowFeeder, check_batch
+from ansible.module_utils.validate.content_compare import superseded
 
 
 def _target(unique_keys, nullable=("fiscal_year",), identity_id=True):

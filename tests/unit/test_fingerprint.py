@@ -7,7 +7,8 @@ from decimal import Decimal
 
 import numpy as np
 import pytest
-from ansible.module_utils.fingerprint import (
+from ansible.module_utils.convert.values import TargetType, make_converter
+from ansible.module_utils.core.fingerprint import (
     NULL_ATOM,
     TableFingerprint,
     atom,
@@ -26,7 +27,6 @@ from ansible.module_utils.fingerprint import (
     mix64,
     mix64_np,
 )
-from ansible.module_utils.value_convert import TargetType, make_converter
 
 UTC = datetime.timezone.utc
 

@@ -1,11 +1,12 @@
-"""Type, key and identifier decisions for SQLite tables outside the mapping (module_utils/legacy_tables.py)."""
+"""Type, key and identifier decisions for SQLite tables outside the mapping (module_utils/mapping/legacy.py)."""
 
 from __future__ import annotations
 
 import sqlite3
 
 import pytest
-from ansible.module_utils.legacy_tables import (
+from ansible.module_utils.core.sqlite_source import open_source
+from ansible.module_utils.mapping.legacy import (
     BLOB,
     INTEGER,
     REAL,
@@ -21,7 +22,6 @@ from ansible.module_utils.legacy_tables import (
     table_ddl,
     unmapped_names,
 )
-from ansible.module_utils.sqlite_source import open_source
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from ansible.module_utils.pg_bench import BenchmarkError, percentile, validate_queries
+from ansible.module_utils.bench.pg_bench import BenchmarkError, percentile, validate_queries
 
 
 def test_percentile_linear_interpolation():

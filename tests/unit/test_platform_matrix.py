@@ -1,7 +1,7 @@
 """Every row of the platform table in DESIGN.md, decided without the machines."""
 
 import pytest
-from ansible.module_utils.platform_matrix import PlatformError, platform_plan
+from ansible.module_utils.platform_plan.matrix import PlatformError, platform_plan
 
 LINUX = [
     # distribution, version, codename, distro PG, PG 15 source

@@ -1,7 +1,7 @@
 """shared_preload_libraries merge and postgresql.conf value rendering."""
 
 import pytest
-from ansible.module_utils.postgresql_conf import conf_value, merge_preload
+from ansible.module_utils.platform_plan.postgresql_conf import conf_value, merge_preload
 
 
 def test_merge_is_order_stable_and_deduplicated():

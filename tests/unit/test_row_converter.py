@@ -12,10 +12,10 @@ import sqlite3
 import struct
 
 import pytest
-from ansible.module_utils.migration_mapping import build_plan, explain_row
-from ansible.module_utils.pg_target import Column, TargetTable
-from ansible.module_utils.sqlite_source import open_source
-from ansible.module_utils.value_convert import NULL_BINARY, ConversionError, Options, TargetType
+from ansible.module_utils.convert.values import NULL_BINARY, ConversionError, Options, TargetType
+from ansible.module_utils.core.sqlite_source import open_source
+from ansible.module_utils.mapping.plan import build_plan, explain_row
+from ansible.module_utils.mapping.target import Column, TargetTable
 
 
 def _target():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from ansible.module_utils.quant_postgres import ConnectionFailure, module_params, run_or_fail
+from ansible.module_utils.core.postgres import ConnectionFailure, module_params, run_or_fail
 
 
 class Exited(Exception):

@@ -12,8 +12,8 @@ from contextlib import redirect_stdout
 
 import pytest
 from ansible.module_utils import basic
-from ansible.module_utils.sample_data import generate
-from ansible.module_utils.sample_stages import FINANCIAL, FUND_TICKERS, LEGACY_DDL, LEGACY_ROWS, METRICS
+from ansible.module_utils.sample.generator import generate
+from ansible.module_utils.sample.stages import FINANCIAL, FUND_TICKERS, LEGACY_DDL, LEGACY_ROWS, METRICS
 
 # Computed with the generator as it was before the stages were added (commit 31ca5af): sha256 of each
 # table's CREATE statement and of every row in rowid order (first 16 hex digits), and of the indexes.

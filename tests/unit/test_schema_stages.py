@@ -12,12 +12,12 @@ import sqlite3
 from collections import namedtuple
 
 import pytest
-from ansible.module_utils.migration_derive import period_end
-from ansible.module_utils.migration_mapping import MappingError, SourceTableMissing, build_plan, explain_row
-from ansible.module_utils.pg_target import Column, TargetTable
-from ansible.module_utils.reject_policy import RejectPolicy
-from ansible.module_utils.sqlite_source import open_source
-from ansible.module_utils.value_convert import Options, TargetType
+from ansible.module_utils.convert.values import Options, TargetType
+from ansible.module_utils.core.sqlite_source import open_source
+from ansible.module_utils.mapping.derive import period_end
+from ansible.module_utils.mapping.plan import MappingError, SourceTableMissing, build_plan, explain_row
+from ansible.module_utils.mapping.target import Column, TargetTable
+from ansible.module_utils.migrate.reject_policy import RejectPolicy
 
 # the shape of pg_target's unique-key entries (name, columns, nulls_not_distinct, primary)
 UniqueKey = namedtuple("UniqueKey", "name columns nulls_not_distinct primary")

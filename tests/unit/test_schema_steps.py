@@ -1,9 +1,9 @@
-"""module_utils/schema_steps.py: checksums, ordering and edited-step detection (no server)."""
+"""module_utils/schema/steps.py: checksums, ordering and edited-step detection (no server)."""
 
 import hashlib
 
 import pytest
-from ansible.module_utils.schema_steps import SchemaStepError, checksum, normalize_steps, plan
+from ansible.module_utils.schema.steps import SchemaStepError, checksum, normalize_steps, plan
 from schema_render import render_steps
 
 

@@ -3,7 +3,7 @@
 import re
 
 import pytest
-from ansible.module_utils.schema_steps import checksum
+from ansible.module_utils.schema.steps import checksum
 from schema_render import render_steps
 
 TABLES = {

@@ -1,7 +1,7 @@
-"""module_utils/timescale_policies.py: policy intervals valid per TimescaleDB version."""
+"""module_utils/schema/timescale_policies.py: policy intervals valid per TimescaleDB version."""
 
 import pytest
-from ansible.module_utils.timescale_policies import (
+from ansible.module_utils.schema.timescale_policies import (
     PolicyError,
     add_intervals,
     interval_seconds,

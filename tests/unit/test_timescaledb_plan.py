@@ -1,7 +1,7 @@
 """TimescaleDB version compatibility and install-method choice."""
 
 import pytest
-from ansible.module_utils.timescaledb_plan import choose_install_method, compatibility_problem, parse_version
+from ansible.module_utils.platform_plan.timescaledb import choose_install_method, compatibility_problem, parse_version
 
 
 def test_parse_version():

@@ -1,12 +1,12 @@
-"""Unit tests for module_utils/tune_apply.py (no server) and the module's documentation."""
+"""Unit tests for module_utils/tune/apply.py (no server) and the module's documentation."""
 
 from __future__ import annotations
 
 import pytest
 import timescaledb_tune  # library/timescaledb_tune.py
 import yaml
-from ansible.module_utils import tune_apply as ta
-from ansible.module_utils.tune_recommender import GIGABYTE, TuneInputError
+from ansible.module_utils.tune import apply as ta
+from ansible.module_utils.tune.recommender import GIGABYTE, TuneInputError
 
 # --------------------------------------------------------------------------
 # cgroup files (temp files standing in for /sys/fs/cgroup)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 
 import pytest
-from ansible.module_utils import tune_recommender as tr
-from ansible.module_utils.tune_recommender import (
+from ansible.module_utils.tune import recommender as tr
+from ansible.module_utils.tune.recommender import (
     GIGABYTE,
     KILOBYTE,
     MEGABYTE,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from ansible.module_utils.validate_checks import Results, failure_message
-from ansible.module_utils.validate_runner import ValidationError, parse_mapping
+from ansible.module_utils.validate.checks import Results, failure_message
+from ansible.module_utils.validate.runner import ValidationError, parse_mapping
 
 
 def test_overrides_and_summary():

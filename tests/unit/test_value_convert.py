@@ -6,7 +6,7 @@ import datetime
 import struct
 
 import pytest
-from ansible.module_utils.value_convert import (
+from ansible.module_utils.convert.values import (
     NULL_BINARY,
     ConversionError,
     Options,
