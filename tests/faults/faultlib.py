@@ -16,11 +16,7 @@ The kill -9 / resume machinery itself is the integration suite's (tests/integrat
 
 from __future__ import annotations
 
-import json
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -30,6 +26,7 @@ from ansible.module_utils.migrate.runner import run_migration
 from ansible.module_utils.validate.runner import run as run_validation
 from integration.test_sqlite_migrate import _start_core as start_core  # noqa: F401  (re-exported)
 from integration.test_sqlite_migrate import params_for, query, scalar
+from playbooks_run import one_play, start_playbook
 from psycopg2 import sql
 from quant_target_ddl import create_target_schema, quant_mapping
 
@@ -296,41 +293,26 @@ def kill_9(proc):
 # -- Ansible -------------------------------------------------------------------------------------------
 
 
-def ansible_env(**extra):
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
-               ANSIBLE_NOCOLOR="1", ANSIBLE_RETRY_FILES_ENABLED="0", PYTHONUNBUFFERED="1")
-    env.pop("PGPASSWORD", None)
-    env.update(extra)
-    return env
-
-
 def connection_args(server, db):
     """Module connection options for a server (what a task would write)."""
     return {k: v for k, v in server.params(db).items() if v not in (None, "")}
 
 
 class AnsibleRun:
-    """ansible-playbook on a one-play playbook of tasks (json callback), cwd the repository root."""
+    """ansible-playbook on a one-play playbook of tasks (json callback), cwd the repository root
+    (tests/playbooks_run.py); `.proc` runs until `.wait()`, which reads one result per task name."""
 
     def __init__(self, tasks, workdir, name="play"):
-        self.playbook = Path(workdir) / ("%s-%s.yml" % (name, uuid.uuid4().hex[:6]))
-        self.playbook.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "tasks": tasks}]))
-        self.proc = subprocess.Popen([str(Path(sys.executable).parent / "ansible-playbook"), str(self.playbook)],
-                                     cwd=str(ROOT), env=ansible_env(), stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
+        self.playbook = one_play(tasks, workdir, name)
+        self._run = start_playbook(self.playbook, json_output=True)
+        self.proc = self._run.proc
         self.stdout = self.stderr = ""
         self.results = {}
 
     def wait(self, timeout=300):
-        self.stdout, self.stderr = self.proc.communicate(timeout=timeout)
-        try:
-            doc = json.loads(self.stdout[self.stdout.index("{"):])
-        except ValueError as exc:
-            raise AssertionError("ansible-playbook did not print its JSON result (%s): %s %s"
-                                 % (exc, self.stdout[-3000:], self.stderr[-3000:])) from None
-        for play in doc["plays"]:
-            for task in play["tasks"]:
-                self.results[task["task"]["name"]] = task["hosts"]["localhost"]
+        done = self._run.wait(timeout=timeout)
+        self.stdout, self.stderr = done.stdout, done.stderr
+        self.results = done.results()
         return self
 
     @property

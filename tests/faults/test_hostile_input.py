@@ -16,23 +16,20 @@ import hashlib
 import json
 import math
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 import uuid
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from playbooks_run import PlaybookTimeout, one_play, run_playbook
 from psycopg2 import sql
 
 pytestmark = pytest.mark.faults
 
-ROOT = Path(__file__).resolve().parents[2]
-ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 PLAYBOOK_TIMEOUT = 300  # seconds; a hang (e.g. reading /dev/zero) fails the test instead of blocking CI
 BIG = 10 * 1024 * 1024  # 10 MB values
 
@@ -69,36 +66,19 @@ def run_tasks(pg_server, db, tmp_path, tasks, timeout=PLAYBOOK_TIMEOUT):
     """
     conn = {k: v for k, v in pg_server.params(db).items() if v not in (None, "")}
     params = [dict(conn, **{k: v for k, v in t.items() if not k.startswith("_")}) for t in tasks]
-    plays = [{"name": "hostile input", "hosts": "localhost", "gather_facts": False, "tasks": [
-        {"name": "case %d" % i,
-         "sqlite_migrate": {k: "{{ p[%d][%r] }}" % (i, k) for k in p},
-         "check_mode": bool(t.get("_check_mode")), "ignore_errors": True}
-        for i, (p, t) in enumerate(zip(params, tasks))]}]
-    tag = uuid.uuid4().hex[:8]
-    playbook = tmp_path / ("play-%s.yml" % tag)
-    playbook.write_text(json.dumps(plays))
-    extra = tmp_path / ("vars-%s.json" % tag)
-    extra.write_text(json.dumps({"p": params}))
-    extra.chmod(0o600)
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
-               ANSIBLE_NOCOLOR="1", ANSIBLE_RETRY_FILES_ENABLED="0")
-    started = time.monotonic()
-    proc = subprocess.Popen([str(ANSIBLE_PLAYBOOK), str(playbook), "-e", "@%s" % extra], cwd=str(ROOT), env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
-                            start_new_session=True)
+    cases = [{"name": "case %d" % i,
+              "sqlite_migrate": {k: "{{ p[%d][%r] }}" % (i, k) for k in p},
+              "check_mode": bool(t.get("_check_mode")), "ignore_errors": True}
+             for i, (p, t) in enumerate(zip(params, tasks))]
+    playbook = one_play(cases, tmp_path, "hostile input")
     try:
-        stdout, stderr = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
+        done = run_playbook(playbook, extra_vars={"p": params}, json_output=True, timeout=timeout)
+    except PlaybookTimeout:
         pytest.fail("ansible-playbook did not finish within %d s (a hang on hostile input)" % timeout)
-    seconds = time.monotonic() - started
-    start = stdout.find("{")
-    assert start >= 0, "no JSON in the ansible-playbook output:\n%s\n%s" % (stdout[-3000:], stderr[-3000:])
-    data = json.loads(stdout[start:])
+    data = done.document()
     results = [task["hosts"]["localhost"] for task in data["plays"][0]["tasks"]]
-    assert len(results) == len(tasks), stdout[-3000:] + stderr[-3000:]
-    return Run(proc.returncode, seconds, stdout, stderr, results)
+    assert len(results) == len(tasks), done.tail(3000)
+    return Run(done.rc, done.seconds, done.stdout, done.stderr, results)
 
 
 def rows_unaccounted(result):

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from playbooks_run import one_play, run_playbook
 from psycopg2 import sql
 
 pytestmark = pytest.mark.faults
@@ -87,24 +88,19 @@ def site_run(tmp_path_factory):
     whatever an earlier run left behind. `playbooks/backup.yml` makes one now, as a user would.
     Returns (rc, seconds, output text of both runs).
     """
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
-               PATH="%s:%s" % (VENV_BIN, os.environ.get("PATH", "")))
-    env.pop("QUANT_SAMPLE_SCALE", None)  # the same scale as scripts/site.sh (see the module docstring)
+    # QUANT_SAMPLE_SCALE unset: the same scale as scripts/site.sh (see the module docstring)
+    env = {"PATH": "%s:%s" % (VENV_BIN, os.environ.get("PATH", "")), "QUANT_SAMPLE_SCALE": None}
     logs = tmp_path_factory.mktemp("site")
     started = time.monotonic()
     output = ""
     for playbook in ("site.yml", "playbooks/backup.yml"):
         log = logs / ("%s-vvv.log" % Path(playbook).stem)
-        with log.open("w", encoding="utf-8") as fh:
-            proc = subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", "inventories/dev", playbook, "-vvv"],
-                                  cwd=str(ROOT), env=env, stdout=fh, stderr=subprocess.STDOUT, timeout=SITE_TIMEOUT,
-                                  check=False)
-        text = log.read_text(encoding="utf-8", errors="replace")
-        assert proc.returncode == 0, "%s failed (rc %d):\n%s" % (playbook, proc.returncode, text[-6000:])
-        output += text
+        done = run_playbook(playbook, "-vvv", inventory="inventories/dev", env=env, log=log, timeout=SITE_TIMEOUT)
+        assert done.rc == 0, "%s failed (rc %d):\n%s" % (playbook, done.rc, done.stdout[-6000:])
+        output += done.stdout
     seconds = time.monotonic() - started
     print("\nsite.yml + backup.yml -vvv: %.0f s, %d lines of output" % (seconds, output.count("\n")))
-    return proc.returncode, seconds, output
+    return done.rc, seconds, output
 
 
 def leaks_in(text, passwords):
@@ -269,18 +265,11 @@ def test_role_passwords_stay_out_of_statistics_and_server_log(pg_server, tmp_pat
                 passwords["%s (%s)" % (key, attempt)] = secret
                 extra["quant_database_%s" % key] = name
                 extra["quant_database_%s_password" % key.replace("_user", "")] = secret
-            vars_file = tmp_path / ("vars-%s.json" % attempt)
-            vars_file.write_text(json.dumps(extra))
-            play = tmp_path / "roles.yml"
-            play.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False, "tasks": [
-                {"name": "Login roles", "ansible.builtin.include_role": {"name": "quant_database",
-                                                                         "tasks_from": "roles"}}]}]))
-            env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), PGPASSWORD=pg_server.password,
-                       ANSIBLE_NOCOLOR="1")
-            out = subprocess.run([str(VENV_BIN / "ansible-playbook"), str(play), "-vvv", "-e", "@%s" % vars_file],
-                                 cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=300, check=False)
+            play = one_play([{"name": "Login roles", "ansible.builtin.include_role": {
+                "name": "quant_database", "tasks_from": "roles"}}], tmp_path, "roles")
+            out = run_playbook(play, "-vvv", extra_vars=extra, env={"PGPASSWORD": pg_server.password}, timeout=300)
             runs.append(out)
-            assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+            assert out.rc == 0, out.tail()
         canary = "f_canary_" + suffix  # proves the server does log DDL and count utility statements
         with admin.cursor() as cur:
             cur.execute("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", (list(names.values()),))

@@ -21,11 +21,11 @@ import uuid
 from pathlib import Path
 
 import pytest
+from playbooks_run import run_playbook
 from quant_target_ddl import create_target_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "roles" / "pg_backup" / "files" / "quant-pg-backup.py"
-ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
 pytestmark = pytest.mark.integration
 
 ROWS = """
@@ -59,9 +59,8 @@ def play(server, db, backup_dir, playbook, **extra):
         "pg_backup_python": sys.executable,
     }
     extra_vars.update(extra)
-    return subprocess.run([ANSIBLE_PLAYBOOK, "-i", "inventories/dev", playbook, "-e", json.dumps(extra_vars)],
-                          cwd=ROOT, env=env(server), capture_output=True, text=True, check=False,
-                          stdin=subprocess.DEVNULL)
+    return run_playbook(playbook, inventory="inventories/dev", extra_vars=extra_vars,
+                        env={"PGPASSWORD": server.password})
 
 
 def content_hashes(conn):

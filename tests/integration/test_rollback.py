@@ -41,10 +41,10 @@ import psycopg2
 import pytest
 from ansible.module_utils.sample.generator import generate
 from integration.test_backup import content_hashes
+from playbooks_run import run_playbook
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "roles" / "pg_backup" / "files" / "quant-pg-backup.py"
-ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
 # The quant_database role schedules the Apache-edition rollup refresh on the host
 # itself (cron): keep the dev host's file as it was.
 HOST_FILES = [Path("/etc/cron.d/quant-refresh-aggregates")]
@@ -95,9 +95,8 @@ class Host:
             "sqlite_migration_legacy_schema": LEGACY_SCHEMA,
         }
         extra_vars.update(extra)
-        return subprocess.run([ANSIBLE_PLAYBOOK, "-i", "inventories/dev", playbook, "-e", json.dumps(extra_vars),
-                               *args], cwd=ROOT, env=self.env(), capture_output=True, text=True, check=False,
-                              stdin=subprocess.DEVNULL)
+        return run_playbook(playbook, *args, inventory="inventories/dev", extra_vars=extra_vars,
+                            env={"PGPASSWORD": self.server.password})
 
     def rollback(self, scenario, *args, **extra):
         return self.play("playbooks/rollback.yml", *args, rollback_scenario=scenario, **extra)

@@ -17,6 +17,7 @@ import pytest
 from ansible.module_utils.core.quant_meta import LOCK_KEY
 from ansible.module_utils.migrate.runner import MigrationError, run_migration
 from ansible.module_utils.sample.generator import generate
+from playbooks_run import run_playbook
 from quant_target_ddl import create_target_schema, quant_mapping
 
 pytestmark = pytest.mark.integration
@@ -446,7 +447,6 @@ def test_unknown_table_and_bad_mapping_are_clear(pg_server, pg_db, target, sampl
 # -- through Ansible (module packaging, check mode, idempotence) --------------------------------
 
 def test_modules_through_ansible(pg_server, pg_db, target, tmp_path):
-    root = HERE.parents[1]
     src = tmp_path / "sample.db"
     playbook = tmp_path / "play.yml"
     conn_vars = {k: v for k, v in pg_server.params(pg_db).items() if v not in (None, "")}
@@ -468,16 +468,12 @@ def test_modules_through_ansible(pg_server, pg_db, target, tmp_path):
             ]}},
         ],
     }]))
-    extra = tmp_path / "vars.json"
-    extra.write_text(json.dumps({"m": quant_mapping()}))
-    out = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), str(playbook), "-e", "@%s" % extra],
-                         cwd=str(root), capture_output=True, text=True, check=False)
+    out = run_playbook(playbook, extra_vars={"m": quant_mapping()})
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
     assert scalar(target, "SELECT count(*) FROM ohlcv_data") > 0
 
 
 def test_role_runs_with_progress(pg_server, pg_db, target, tmp_path):
-    root = HERE.parents[1]
     playbook = tmp_path / "role.yml"
     playbook.write_text(json.dumps([{"hosts": "localhost", "gather_facts": False,
                                      "roles": [{"role": "sqlite_migration"}]}]))
@@ -488,11 +484,7 @@ def test_role_runs_with_progress(pg_server, pg_db, target, tmp_path):
         "sqlite_migration_batch_rows": 500, "sqlite_migration_poll_seconds": 1,
         "sqlite_migration_refresh_aggregates": False, "sqlite_migration_progress_polls": 5,
     }
-    (tmp_path / "vars.json").write_text(json.dumps(extra))
-    env = dict(os.environ, PGPASSWORD=pg_server.password, ANSIBLE_ROLES_PATH=str(root / "roles"))
-    out = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), str(playbook),
-                          "-e", "@%s" % (tmp_path / "vars.json")],
-                         cwd=str(root), capture_output=True, text=True, check=False, env=env)
+    out = run_playbook(playbook, extra_vars=extra, env={"PGPASSWORD": pg_server.password})
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
     assert "ohlcv_data: copied" in out.stdout
     assert scalar(target, "SELECT count(*) FROM ohlcv_data") > 0

@@ -7,16 +7,13 @@ installed).
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from playbooks_run import run_playbook
 
 ROOT = Path(__file__).resolve().parents[2]
-ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
 pytestmark = pytest.mark.integration
 
 PLAY = """- hosts: localhost
@@ -49,10 +46,8 @@ def pki(tmp_path_factory):
 def play(tmp_path, *args, **extra):
     book = tmp_path / "pair.yml"
     book.write_text(PLAY)
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
     defaults = {"postgresql_ssl_key_src": "", "postgresql_ssl_key_content": ""}
-    return subprocess.run([ANSIBLE_PLAYBOOK, str(book), "-e", json.dumps({**defaults, **extra}), *args],
-                          cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    return run_playbook(book, *args, extra_vars={**defaults, **extra})
 
 
 def body(pem):

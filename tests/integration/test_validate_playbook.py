@@ -4,16 +4,13 @@ controller, a summary at the end, and a failed play (after the reports) on a pla
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from integration.validation_dataset import build
+from playbooks_run import run_playbook
 
 ROOT = Path(__file__).resolve().parents[2]
-ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
 pytestmark = pytest.mark.integration
 
 
@@ -27,9 +24,7 @@ def play(server, db, src, mapping, reports, *extra):
         "migration_validation_benchmark_runs": 2,
         "migration_validation_expected_chunk_interval": "1 month",
     }
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), PGPASSWORD=server.password, ANSIBLE_NOCOLOR="1")
-    return subprocess.run([ANSIBLE_PLAYBOOK, "playbooks/validate.yml", "-e", json.dumps(extra_vars), *extra],
-                          cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    return run_playbook("playbooks/validate.yml", *extra, extra_vars=extra_vars, env={"PGPASSWORD": server.password})
 
 
 def test_playbook_reports_and_verdict(pg_server, pg_db, tmp_path):

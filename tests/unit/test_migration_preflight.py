@@ -11,16 +11,14 @@ and the assertions on the output tell the guard's failure from that one.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from playbooks_run import run_playbook
 
 ROOT = Path(__file__).resolve().parents[2]
-ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
 NO_FILE = "no SQLite file given for environment prod"
 
 
@@ -35,17 +33,8 @@ def inventory(tmp_path, environment="prod", **host_vars):
 
 
 def run(inv, playbook, *args, **extra_vars):
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
-        ANSIBLE_NOCOLOR="1",
-    )
-    cmd = [ANSIBLE_PLAYBOOK, "-i", str(inv), playbook, *args]
-    if extra_vars:
-        cmd += ["-e", json.dumps(extra_vars)]
-    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False, timeout=300)
-    return out.returncode, json.loads(out.stdout), out.stdout + out.stderr
+    out = run_playbook(playbook, *args, inventory=inv, extra_vars=extra_vars or None, json_output=True, timeout=300)
+    return out.rc, out.document(), out.stdout + out.stderr
 
 
 def task_results(result):
