@@ -1,4 +1,5 @@
-"""Migration bookkeeping in PostgreSQL schema ``quant_meta`` (never ``public``).
+"""The bookkeeping schema ``quant_meta`` (never ``public``): the one place that creates its
+tables and holds SQL over their columns (docs/CONVENTIONS.md, "quant_meta: the bookkeeping schema").
 
 * ``quant_meta.migration_checkpoints``: one row per source table; updated in
   the SAME transaction as each batch of data, so a kill -9 at any point leaves
@@ -9,7 +10,15 @@
   transaction.
 * ``quant_meta.migration_dropped_indexes``: definitions of indexes dropped for
   the bulk load, so they are rebuilt even after a crash.
+* ``quant_meta.aggregate_refreshes``: when the role sqlite_migration last refreshed
+  the aggregates, so a run stopped between load and refresh completes them next time.
+* ``quant_meta.schema_steps``: the versioned schema steps the role quant_database applied
+  (created here, read and written by schema/steps.py).
 * A session-level advisory lock keeps two runs from loading at once.
+
+This file holds the DDL of every table, the lock and the migration's per-batch writes;
+core/quant_meta_actions.py holds what the roles' tasks read and record through the module
+``quant_meta`` (library/quant_meta.py): no task writes SQL over these columns.
 """
 
 from __future__ import annotations
@@ -66,6 +75,15 @@ DDL = [
         PRIMARY KEY (table_name, index_name)
     )""",
 ]
+AGGREGATE_REFRESHES_DDL = """CREATE TABLE IF NOT EXISTS quant_meta.aggregate_refreshes (
+    refreshed_at timestamptz NOT NULL DEFAULT now()
+)"""
+SCHEMA_STEPS_DDL = """CREATE TABLE IF NOT EXISTS quant_meta.schema_steps (
+    step       int PRIMARY KEY,
+    name       text NOT NULL,
+    checksum   text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)"""
 
 
 class LockBusy(Exception):
@@ -90,6 +108,13 @@ def meta_exists(conn):
     with conn.cursor() as cur:
         cur.execute("SELECT to_regclass('quant_meta.migration_checkpoints') IS NOT NULL")
         return cur.fetchone()[0]
+
+
+def create_schema_steps(cur):
+    """Create quant_meta and quant_meta.schema_steps if missing, as the cursor's current role
+    (schema/steps.py sets the owner role first, so both belong to it). The caller commits."""
+    cur.execute("CREATE SCHEMA IF NOT EXISTS quant_meta")
+    cur.execute(SCHEMA_STEPS_DDL)
 
 
 def acquire_lock(conn, lock_timeout=0):
@@ -229,6 +254,7 @@ def reset_tables(cur, tables):
     cur.execute("DELETE FROM quant_meta.migration_rejects WHERE table_name = ANY(%s)", (list(tables),))
 
 
+
 class TruncateRefused(Exception):
     """A table outside the requested ones references them and holds rows: nothing was truncated."""
 
@@ -280,7 +306,3 @@ def truncate_targets(cur, tables):
     query = sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(idents + extra))
     cur.execute(query)
     return query.as_string(cur)
-
-
-def identifier(*parts):
-    return sql.Identifier(*parts)

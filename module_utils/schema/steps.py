@@ -21,19 +21,10 @@ from __future__ import annotations
 import hashlib
 
 from ansible.module_utils.core.postgres import ConnectionFailure, connect, pgsql, quote_ident
+from ansible.module_utils.core.quant_meta import META_SCHEMA, create_schema_steps
 
-META_SCHEMA = "quant_meta"
 # Arbitrary but fixed 64-bit key: "quant_meta.schema_steps" for pg_advisory_lock.
 LOCK_KEY = 0x71756D657461
-BOOKKEEPING_SQL = """
-CREATE SCHEMA IF NOT EXISTS quant_meta;
-CREATE TABLE IF NOT EXISTS quant_meta.schema_steps (
-    step       int PRIMARY KEY,
-    name       text NOT NULL,
-    checksum   text NOT NULL,
-    applied_at timestamptz NOT NULL DEFAULT now()
-);
-"""
 
 
 class SchemaStepError(Exception):
@@ -123,7 +114,7 @@ def apply_steps(conn, steps, check_mode=False, session_role=None):
         applied = []
         if not check_mode and pending:
             _set_role(cur, session_role)
-            cur.execute(BOOKKEEPING_SQL)
+            create_schema_steps(cur)  # after _set_role: the table belongs to session_role
             conn.commit()
             for step in pending:
                 try:
