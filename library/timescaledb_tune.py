@@ -1,19 +1,24 @@
 #!/usr/bin/python
-"""Ansible module: timescaledb-tune's recommendations, computed in Python, optionally applied."""
+"""Ansible module: timescaledb-tune's recommendations (Python or the binary), optionally applied."""
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
 module: timescaledb_tune
-short_description: Compute timescaledb-tune recommendations and optionally apply them with ALTER SYSTEM
+short_description: Compute timescaledb-tune recommendations and optionally write them to a file or with ALTER SYSTEM
 description:
   - Computes the settings that timescaledb-tune 0.19.0 recommends for a machine (memory, parallelism, WAL,
     background writer and miscellaneous groups), with values formatted exactly as timescaledb-tune prints them
     (for example C(2560MB), C(5242kB), C(2047MB)).
-  - Nothing is read from or written to C(postgresql.conf); the recommendations are a pure function of
-    I(memory), I(cpus), I(pg_version), I(max_connections), I(wal_disk_size), I(max_background_workers) and
-    I(profile).
+  - The recommendations come from I(source) - the module's Python port of the algorithm or the
+    C(timescaledb-tune) binary on the host, whose output is parsed - and are a function of I(memory),
+    I(cpus), I(pg_version), I(max_connections), I(wal_disk_size), I(max_background_workers) and I(profile),
+    resolved once by the module and passed to either source (the binary always gets C(--memory)). Both
+    sources give the same result object (I(recommendation)); I(overrides) are merged after, the same way.
+  - With I(dest) the settings are written to that file (a C(conf.d) include file), atomically and only when
+    its text differs; in check mode the file is compared, not written. This is how roles/timescaledb applies
+    tuning.
   - With I(apply=true) the module connects to the server and writes only the settings whose current value
     differs (compared by unit, so C(2GB) equals C(262144) 8kB pages) with C(ALTER SYSTEM), then reloads
     the configuration with the C(pg_reload_conf) function. I(restart_required) tells whether a changed
@@ -22,6 +27,21 @@ description:
 version_added: "1.0.0"
 author: Quant platform team
 options:
+  source:
+    description:
+      - Where the recommendations come from.
+      - C(module) computes them in Python (no binary needed).
+      - C(binary) runs I(binary) (C(timescaledb-tune) from timescaledb-tools) on a scratch C(postgresql.conf)
+        with C(--quiet --dry-run) and parses what it prints; the task fails when the binary is not installed.
+      - C(auto) is C(binary) when I(binary) is installed, else C(module). The choice is returned in I(source).
+      - C(none) recommends nothing (I(overrides) are ignored); with I(dest) the file holds I(extra_settings) only.
+    type: str
+    choices: [auto, module, binary, none]
+    default: module
+  binary:
+    description: Name (looked up on C(PATH)) or path of the C(timescaledb-tune) binary.
+    type: str
+    default: timescaledb-tune
   memory:
     description:
       - Memory to base the recommendations on, as bytes (integer) or in PostgreSQL format such as C(8GB),
@@ -75,10 +95,25 @@ options:
     description:
       - Write the settings with C(ALTER SYSTEM) and reload the configuration. Settings unknown to the
         server (for example C(timescaledb.*) when the library is not preloaded) make the module fail.
+      - Exclusive with I(dest).
     type: bool
     default: false
+  dest:
+    description:
+      - Write the settings, then I(extra_settings), to this file (one C(name = value) line each, values quoted
+        as the postgresql role quotes them) instead of using ALTER SYSTEM. Nothing connects to the server; reload
+        it afterwards (the file's change is the module's I(changed)).
+      - I(owner), I(group) and I(mode) apply to the file.
+    type: path
+  extra_settings:
+    description:
+      - Settings written to I(dest) after the recommendations, whatever the I(source) (also C(none)); a name
+        here replaces the recommended value, C(null) drops it. Only used with I(dest).
+    type: dict
+    default: {}
 extends_documentation_fragment:
   - quant_postgres
+  - files
 attributes:
   check_mode:
     support: full
@@ -87,6 +122,8 @@ attributes:
     support: full
 notes:
   - The connection options are used only when I(apply=true) or when I(pg_version) is not given.
+  - With I(dest), I(restart_required) is always false; whoever reloads the server asks it which changed
+    settings wait for a restart (roles/postgresql's C(reload postgresql) handler does).
   - Changing C(shared_buffers), C(max_connections), C(max_worker_processes) and similar postmaster settings
     takes effect only after a restart; notify a restart handler when I(restart_required) is true.
 seealso:
@@ -115,6 +152,19 @@ EXAMPLES = r"""
       jit: null
   register: tune_applied
 
+- name: Ask the timescaledb-tune binary, write conf.d/60-timescaledb.conf, reload when it changed
+  timescaledb_tune:
+    source: auto
+    memory_source: cgroup
+    pg_version: "15"
+    dest: /etc/postgresql/15/main/conf.d/60-timescaledb.conf
+    extra_settings:
+      timescaledb.telemetry_level: "off"
+    owner: postgres
+    group: postgres
+    mode: "0644"
+  notify: reload postgresql
+
 - name: Report settings that wait for a restart
   ansible.builtin.debug:
     msg: "restart needed for {{ tune_applied.diff.after | list | join(', ') }}"
@@ -122,6 +172,22 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+source:
+  description: The source that computed the settings (C(auto) resolved to C(module) or C(binary)).
+  returned: always
+  type: str
+  sample: module
+recommendation:
+  description:
+    - The recommendation object, the same for every source. I(settings), I(groups) and I(inputs) below are
+      its parts, kept at the top level as well.
+  returned: always
+  type: dict
+  sample: {"source": "module", "settings": {"shared_buffers": "2GB"}, "groups": [], "inputs": {"memory": 8589934592}}
+dest:
+  description: The file written (or compared in check mode).
+  returned: when I(dest) is given
+  type: str
 settings:
   description: Setting name to value, formatted as timescaledb-tune prints it, in upstream's order, overrides applied.
   returned: always
@@ -134,14 +200,16 @@ groups:
   elements: dict
   sample: [{"label": "memory", "keys": ["shared_buffers", "effective_cache_size", "maintenance_work_mem", "work_mem"]}]
 inputs:
-  description: The resolved inputs the recommendations are based on.
+  description:
+    - The resolved inputs the recommendations are based on, with the I(source) and why it was chosen.
+    - For the binary also its path and what it said it tuned for (C(binary_based_on), or null).
   returned: always
   type: dict
   sample: {"memory": 8589934592, "memory_pretty": "8.00 GB", "memory_source": "argument", "cpus": 4,
            "pg_version": "15", "max_connections": 100, "wal_disk_size": 0, "max_background_workers": 16,
-           "profile": "default"}
+           "profile": "default", "source": "module", "source_reason": "requested"}
 changed:
-  description: Whether ALTER SYSTEM changed (or in check mode would change) any setting.
+  description: Whether ALTER SYSTEM or the I(dest) file changed (or in check mode would change).
   returned: always
   type: bool
 restart_required:
@@ -155,21 +223,24 @@ queries:
   elements: str
   sample: ["ALTER SYSTEM SET \"shared_buffers\" = '2GB'"]
 diff:
-  description: Before and after values of the settings that change.
+  description: Before and after values of the settings that change; with I(dest) the file's old and new text.
   returned: always
   type: dict
   sample: {"before": {"shared_buffers": "128MB"}, "after": {"shared_buffers": "2GB"}}
 """
 
+import os
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.core.atomic_file import atomic_text_file
 from ansible.module_utils.core.postgres import (
     ConnectionFailure,
     connect,
     env_fallback_password,
     postgres_common_argument_spec,
 )
+from ansible.module_utils.platform_plan.postgresql_conf import conf_value
 from ansible.module_utils.tune.apply import (
     ApplyError,
     apply_settings,
@@ -177,9 +248,16 @@ from ansible.module_utils.tune.apply import (
     host_cpus,
     server_major_version,
 )
+from ansible.module_utils.tune.binary import DEFAULT_BINARY, BinaryError, run_binary
+from ansible.module_utils.tune.conf_file import read_text, render_conf
+from ansible.module_utils.tune.recommendation import (
+    SOURCE_CHOICES,
+    build_recommendation,
+    choose_source,
+    groups_for,
+)
 from ansible.module_utils.tune.recommender import (
     TuneInputError,
-    apply_overrides,
     bytes_to_decimal_format,
     normalize_pg_version,
     pg_format_to_bytes,
@@ -191,6 +269,8 @@ def argument_spec():
     """The module's options plus the shared connection options."""
     spec = postgres_common_argument_spec()
     spec.update(
+        source=dict(type="str", default="module", choices=list(SOURCE_CHOICES)),
+        binary=dict(type="str", default=DEFAULT_BINARY),
         memory=dict(type="raw"),
         memory_source=dict(type="str", default="physical", choices=["physical", "cgroup"]),
         cpus=dict(type="int"),
@@ -201,6 +281,8 @@ def argument_spec():
         profile=dict(type="str", default="default", choices=["default", "promscale"]),
         overrides=dict(type="dict", default={}),
         apply=dict(type="bool", default=False),
+        dest=dict(type="path"),
+        extra_settings=dict(type="dict", default={}),
     )
     return spec
 
@@ -225,42 +307,89 @@ def resolve_inputs(params, conn):
     )
 
 
-def run(module):
-    """Compute, optionally apply, and exit."""
+def compute(module, inputs):
+    """The recommendation from the chosen source, overrides merged; the same object for every source."""
     params = module.params
-    needs_server = params["apply"] or not params["pg_version"]
-    conn = None
-    try:
-        if needs_server:
-            conn = connect(env_fallback_password(dict(params)), autocommit=True)
-        inputs = resolve_inputs(params, conn)
+    found = module.get_bin_path(params["binary"]) if params["source"] in ("auto", "binary") else None
+    source, reason = choose_source(params["source"], found)
+    inputs = dict(inputs, source=source, source_reason=reason)
+    if source == "binary":
+        def run_command(argv, environ_update):
+            return module.run_command(argv, environ_update=environ_update)
+        settings, based_on = run_binary(run_command, found, inputs)
+        groups = groups_for(settings)
+        inputs.update(binary=found, binary_based_on=based_on)
+    elif source == "module":
         settings, groups = recommend(
             inputs["memory"], inputs["cpus"], inputs["pg_version"], max_connections=inputs["max_connections"],
             wal_disk_size=inputs["wal_disk_size"], max_background_workers=inputs["max_background_workers"],
             profile=inputs["profile"])
-        settings, groups = apply_overrides(settings, groups, params["overrides"])
-        result = dict(changed=False, restart_required=False, queries=[], diff=dict(before={}, after={}))
-        if params["apply"]:
-            outcome = apply_settings(conn, settings, check_mode=module.check_mode)
-            result.update(changed=outcome["changed"], restart_required=outcome["restart_required"],
-                          queries=outcome["queries"], diff=outcome["diff"])
+    else:
+        settings, groups = {}, []
+    return build_recommendation(source, settings, groups, inputs, params["overrides"])
+
+
+def write_conf(module, recommendation):
+    """Write the recommendation to I(dest) when its text differs; check mode only compares."""
+    dest = module.params["dest"]
+    after = render_conf(recommendation, module.params["extra_settings"], conf_value)
+    before = read_text(dest)
+    changed = before != after
+    if changed and not module.check_mode:
+        with atomic_text_file(dest, mode=0o644, prefix=".%s." % os.path.basename(dest)) as handle:
+            handle.write(after)
+    file_args = module.load_file_common_arguments(module.params, path=dest)
+    if before is not None or not module.check_mode:
+        changed = module.set_fs_attributes_if_different(file_args, changed)
+    diff = dict(before=before or "", after=after, before_header=dest, after_header=dest)
+    return dict(changed=changed, restart_required=False, queries=[], diff=diff, dest=dest)
+
+
+def apply_result(module, conn, recommendation):
+    """The changed/diff part of the result: the file, ALTER SYSTEM, or nothing (compute only)."""
+    if module.params["dest"]:
+        return write_conf(module, recommendation)
+    result = dict(changed=False, restart_required=False, queries=[], diff=dict(before={}, after={}))
+    if module.params["apply"]:
+        outcome = apply_settings(conn, recommendation["settings"], check_mode=module.check_mode)
+        result.update(changed=outcome["changed"], restart_required=outcome["restart_required"],
+                      queries=outcome["queries"], diff=outcome["diff"])
+    return result
+
+
+def run(module):
+    """Compute, optionally apply, and exit."""
+    params = module.params
+    if params["apply"] and params["dest"]:
+        module.fail_json(msg="timescaledb_tune: apply and dest are exclusive: apply writes with ALTER SYSTEM, "
+                             "dest writes a configuration file; set one")
+    conn = None
+    try:
+        if params["apply"] or not params["pg_version"]:
+            conn = connect(env_fallback_password(dict(params)), autocommit=True)
+        recommendation = compute(module, resolve_inputs(params, conn))
+        result = apply_result(module, conn, recommendation)
     except ConnectionFailure as exc:
         purpose = "to apply settings" if params["apply"] else "to read the server version (pg_version not given)"
         module.fail_json(msg="timescaledb_tune: connecting %s: %s" % (purpose, exc))
     except TuneInputError as exc:
         module.fail_json(msg="timescaledb_tune: computing recommendations: %s" % exc)
-    except ApplyError as exc:
+    except BinaryError as exc:
+        module.fail_json(msg="timescaledb_tune: source binary: %s" % exc)
+    except (ApplyError, OSError) as exc:
         module.fail_json(msg="timescaledb_tune: %s" % exc)
     except Exception as exc:  # report anything unexpected with its traceback
         module.fail_json(msg="timescaledb_tune: unexpected error: %s" % exc, exception=traceback.format_exc())
     finally:
         if conn is not None:
             conn.close()
-    module.exit_json(settings=dict(settings), groups=groups, inputs=inputs, **result)
+    module.exit_json(settings=dict(recommendation["settings"]), groups=recommendation["groups"],
+                     inputs=recommendation["inputs"], source=recommendation["source"],
+                     recommendation=recommendation, **result)
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True, add_file_common_args=True)
     run(module)
 
 

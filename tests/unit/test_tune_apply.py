@@ -142,8 +142,10 @@ def test_documentation_matches_argument_spec():
     doc = yaml.safe_load(timescaledb_tune.DOCUMENTATION)
     yaml.safe_load(timescaledb_tune.EXAMPLES)
     returns = yaml.safe_load(timescaledb_tune.RETURN)
-    assert {"settings", "groups", "changed", "restart_required", "queries", "diff"} <= set(returns)
-    assert doc["extends_documentation_fragment"] == ["quant_postgres"]
+    assert {"settings", "groups", "changed", "restart_required", "queries", "diff", "source",
+            "recommendation"} <= set(returns)
+    # files: owner/group/mode of dest, added by AnsibleModule(add_file_common_args=True), not argument_spec()
+    assert doc["extends_documentation_fragment"] == ["quant_postgres", "files"]
     fragment = _load_fragment()
     options = dict(fragment["options"], **doc["options"])
     spec = timescaledb_tune.argument_spec()
