@@ -104,10 +104,15 @@ def ensure_schema(conn):
     return True
 
 
+def checkpoints_exist(cur):
+    """Whether the migration created its bookkeeping in this database."""
+    cur.execute("SELECT to_regclass('quant_meta.migration_checkpoints') IS NOT NULL")
+    return cur.fetchone()[0]
+
+
 def meta_exists(conn):
     with conn.cursor() as cur:
-        cur.execute("SELECT to_regclass('quant_meta.migration_checkpoints') IS NOT NULL")
-        return cur.fetchone()[0]
+        return checkpoints_exist(cur)
 
 
 def create_schema_steps(cur):
@@ -247,6 +252,14 @@ def dropped_indexes(cur, table):
 def forget_dropped_index(cur, table, name):
     cur.execute("DELETE FROM quant_meta.migration_dropped_indexes WHERE table_name = %s AND index_name = %s",
                 (table, name))
+
+
+def checkpointed_tables(cur, tables):
+    """The names among ``tables`` that have a checkpoint (a recorded load, finished or not)."""
+    if not checkpoints_exist(cur):
+        return set()
+    cur.execute("SELECT table_name FROM quant_meta.migration_checkpoints WHERE table_name = ANY(%s)", (list(tables),))
+    return {row[0] for row in cur.fetchall()}
 
 
 def reset_tables(cur, tables):

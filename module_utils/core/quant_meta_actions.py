@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from ansible.module_utils.core.postgres import ConnectionFailure, connect
-from ansible.module_utils.core.quant_meta import AGGREGATE_REFRESHES_DDL, meta_exists, reset_tables
+from ansible.module_utils.core.quant_meta import AGGREGATE_REFRESHES_DDL, checkpoints_exist, meta_exists, reset_tables
 
 ACTIONS = ("progress", "refresh_status", "record_refresh", "reset")
 READ_ONLY = ("progress", "refresh_status")
@@ -69,8 +69,7 @@ def record_refresh(conn):
 def reset_counts(cur, tables):
     """(checkpoints, rejects) that reset_tables would delete for these source tables; (0, 0)
     before the migration created quant_meta."""
-    cur.execute("SELECT to_regclass('quant_meta.migration_checkpoints') IS NOT NULL")
-    if not cur.fetchone()[0]:
+    if not checkpoints_exist(cur):
         return 0, 0
     cur.execute("SELECT (SELECT count(*) FROM quant_meta.migration_checkpoints WHERE table_name = ANY(%s)), "
                 "(SELECT count(*) FROM quant_meta.migration_rejects WHERE table_name = ANY(%s))",

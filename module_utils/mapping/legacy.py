@@ -43,7 +43,7 @@ from __future__ import annotations
 import sqlite3
 from collections import namedtuple
 
-from ansible.module_utils.core.quant_meta import reset_tables
+from ansible.module_utils.core.quant_meta import checkpointed_tables, checkpoints_exist, reset_tables
 from ansible.module_utils.core.sqlite_source import SourceError, qi
 
 MAX_IDENT_BYTES = 63  # PostgreSQL's NAMEDATALEN - 1: longer names would be truncated silently
@@ -266,18 +266,10 @@ def _create(cur, source, schema, names, queries):
     return created
 
 
-def _has_checkpoints(cur):
-    cur.execute("SELECT to_regclass('quant_meta.migration_checkpoints') IS NOT NULL")
-    return cur.fetchone()[0]
-
-
 def _refuse_unrecorded_rows(cur, schema, names):
     """A legacy copy holding rows that no checkpoint accounts for (the bookkeeping was cleared, e.g.
     by a rollback, but the copy was not emptied) would be loaded twice: stop and say what to do."""
-    recorded = set()
-    if _has_checkpoints(cur):
-        cur.execute("SELECT table_name FROM quant_meta.migration_checkpoints WHERE table_name = ANY(%s)", (names,))
-        recorded = {row[0] for row in cur.fetchall()}
+    recorded = checkpointed_tables(cur, names)
     for name in names:
         if name in recorded:
             continue
@@ -328,7 +320,7 @@ def extend_migration(migration, mapping, order):
         check_identifier(name, "SQLite table")
     with migration.conn.cursor() as cur:
         created = _create(cur, source, schema, names, migration.queries)
-        if created and _has_checkpoints(cur):  # a created table's checkpoint is stale (its copy was dropped)
+        if created and checkpoints_exist(cur):  # a created table's checkpoint is stale (its copy was dropped)
             reset_tables(cur, [t.name for t in created])
         if not params.get("truncate"):
             _refuse_unrecorded_rows(cur, schema, [n for n in names if n not in {t.name for t in created}])
