@@ -13,51 +13,27 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import stat
 import subprocess
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
 import timescaledb_tune  # library/timescaledb_tune.py
+import yaml
+from pgcluster import running_cluster, timescaledb_available
+from tune_helpers import ModuleFail, write_fake_binary
+from tune_helpers import run_module as run_tune
 
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.integration
 
 
-class ModuleExit(Exception):
-    def __init__(self, result):
-        super().__init__(result)
-        self.result = result
-
-
-class ModuleFail(Exception):
-    def __init__(self, result):
-        super().__init__(result.get("msg"))
-        self.result = result
-
-
-class FakeModule:
-    """The AnsibleModule surface run() uses: params with defaults, check_mode, exit/fail."""
-
-    def __init__(self, params, check_mode=False):
-        defaults = {name: arg.get("default") for name, arg in timescaledb_tune.argument_spec().items()}
-        defaults.update(params)
-        self.params = defaults
-        self.check_mode = check_mode
-
-    def exit_json(self, **result):
-        raise ModuleExit(result)
-
-    def fail_json(self, **result):
-        raise ModuleFail(result)
-
-
 def run_module(params, check_mode=False):
-    with pytest.raises((ModuleExit, ModuleFail)) as outcome:
-        timescaledb_tune.run(FakeModule(params, check_mode))
-    if isinstance(outcome.value, ModuleFail):
-        raise outcome.value
-    return outcome.value.result
+    return run_tune(timescaledb_tune, params, check_mode)
 
 
 def auto_conf(server):
@@ -197,3 +173,118 @@ def test_ansible_adhoc_runs_the_real_module():
     assert settings["max_locks_per_transaction"] == "256"
     assert [g["label"] for g in result["groups"]] == ["memory", "parallelism", "WAL", "miscellaneous"]
     assert result["changed"] is False
+
+
+# --------------------------------------------------------------------------
+# One route: the binary source goes through the same apply path
+# --------------------------------------------------------------------------
+
+def test_binary_source_applies_like_the_module(restore_auto_conf, tmp_path):
+    """source=binary (the stand-in of tests/tune_helpers.py) through ALTER SYSTEM: same settings, same diff."""
+    server = restore_auto_conf
+    binary = write_fake_binary(tmp_path)
+    predicted = run_module(small_machine(server, source="module"), check_mode=True)
+    first = run_module(small_machine(server, source="binary", binary=binary))
+    assert first["source"] == "binary" and first["changed"] is True
+    assert first["settings"] == predicted["settings"] and first["diff"] == predicted["diff"]
+    again = run_module(small_machine(server, source="binary", binary=binary))
+    assert again["changed"] is False and again["queries"] == []
+    assert run_module(small_machine(server, source="module"))["changed"] is False
+
+
+# --------------------------------------------------------------------------
+# The role's apply path (dest = conf.d/60-timescaledb.conf) on a server of its own
+# --------------------------------------------------------------------------
+
+def handler_restart_query():
+    """The query roles/postgresql's reload handler asks before it notifies the restart."""
+    handlers = yaml.safe_load((ROOT / "roles" / "postgresql" / "handlers" / "main.yml").read_text())
+    task = next(t for t in handlers if t.get("notify") == "restart postgresql")
+    return task["community.postgresql.postgresql_query"]["query"]
+
+
+@pytest.fixture(scope="module")
+def conf_d_server():
+    """A throw-away cluster whose configuration includes a conf.d directory, as a Debian cluster does."""
+    if not timescaledb_available():
+        pytest.fail("TimescaleDB is not installed for PostgreSQL; the test command installs it")
+    conf_d = Path(tempfile.mkdtemp(prefix="quant-tune-confd-"))
+    conf_d.chmod(0o755)
+    try:
+        with running_cluster("include_dir = '%s'" % conf_d) as server:
+            yield server, conf_d
+    finally:
+        shutil.rmtree(conf_d, ignore_errors=True)
+
+
+def reload_and_ask(server):
+    """Reload, then what the handler would see: the names waiting for a restart (sorted)."""
+    conn = server.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_reload_conf()")
+            time.sleep(0.5)  # the postmaster re-reads the files asynchronously
+            cur.execute(handler_restart_query())
+            return sorted(row[0] for row in cur.fetchall())
+    finally:
+        conn.close()
+
+
+def show(server, *names):
+    conn = server.connect()
+    try:
+        with conn.cursor() as cur:
+            values = []
+            for name in names:
+                cur.execute("SELECT current_setting(%s)", (name,))
+                values.append(cur.fetchone()[0])
+            return values
+    finally:
+        conn.close()
+
+
+def test_conf_file_route_restarts_only_for_restart_settings(conf_d_server, tmp_path):
+    server, conf_d = conf_d_server
+    params = dict(memory="1GB", cpus=2, pg_version="15", max_connections=100, max_background_workers=20,
+                  binary=write_fake_binary(tmp_path), dest=str(conf_d / "60-timescaledb.conf"),
+                  extra_settings={"timescaledb.telemetry_level": "off"})
+    first = run_module(dict(params, source="module"))
+    assert first["changed"] is True
+    pending = reload_and_ask(server)
+    assert "shared_buffers" in pending and "timescaledb.max_background_workers" in pending  # -> restart
+    assert show(server, "random_page_cost") == ["1.1"]  # reloadable: live without the restart
+    server.restart()
+    assert show(server, "shared_buffers", "timescaledb.max_background_workers") == ["256MB", "20"]
+
+    # Same inputs through the binary: only the header line differs, nothing waits for a restart.
+    binary = run_module(dict(params, source="binary"))
+    assert binary["changed"] is True and reload_and_ask(server) == []
+    assert run_module(dict(params, source="binary"))["changed"] is False
+
+    # A reloadable override: written, live after the reload, no restart asked for.
+    tuned = run_module(dict(params, source="binary", overrides={"random_page_cost": "1.5"}))
+    assert tuned["changed"] is True and reload_and_ask(server) == []
+    assert show(server, "random_page_cost") == ["1.5"]
+
+
+def test_ansible_writes_the_conf_file_with_its_attributes(tmp_path):
+    """The real module through `ansible`: file mode, check mode, then no change on the second run."""
+    dest = tmp_path / "conf.d" / "60-timescaledb.conf"
+    args = "source=auto binary=no-such-tstune memory=1GB cpus=2 pg_version=15 max_connections=100 " \
+           "dest=%s mode=0640" % dest
+    env = dict(os.environ, ANSIBLE_CONFIG="ansible.cfg", ANSIBLE_STDOUT_CALLBACK="json",
+               ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_DEPRECATION_WARNINGS="0")
+
+    def ansible(*extra):
+        proc = subprocess.run([str(ROOT / ".venv" / "bin" / "ansible"), "localhost", "-m", "timescaledb_tune",
+                               "-a", args, *extra], cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=120, check=False)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return json.loads(proc.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+
+    assert ansible("--check")["changed"] is True and not dest.exists()
+    first = ansible()
+    assert first["changed"] is True and first["source"] == "module"
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o640
+    assert "shared_buffers = '256MB'\n" in dest.read_text()
+    assert ansible()["changed"] is False
