@@ -9,8 +9,11 @@ overrides -> file. Each test runs for both sources.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import timescaledb_tune  # library/timescaledb_tune.py
+import yaml
 from ansible.module_utils.tune.recommendation import build_recommendation, choose_source, groups_for
 from ansible.module_utils.tune.recommender import GIGABYTE, TuneInputError, recommend
 from tune_helpers import ModuleFail, recorded_calls, run_module, write_fake_binary
@@ -163,3 +166,23 @@ def test_build_recommendation_does_not_touch_its_inputs():
     before = dict(settings)
     rec = build_recommendation("module", settings, groups, {"memory": 1}, {"work_mem": "1GB"})
     assert rec["settings"]["work_mem"] == "1GB" and dict(settings) == before
+
+
+# --------------------------------------------------------------------------
+# The role: one task, every tuning variable passed to it, whatever the method
+# --------------------------------------------------------------------------
+
+def test_role_passes_every_tuning_variable_to_one_module_task():
+    role = Path(__file__).resolve().parents[2] / "roles" / "timescaledb"
+    tasks = yaml.safe_load((role / "tasks" / "tune.yml").read_text())
+    calls = [t for t in tasks if "timescaledb_tune" in t]
+    assert len(calls) == 1 and "when" not in calls[0]  # no per-method task
+    args = yaml.safe_dump(calls[0]["timescaledb_tune"])
+    defaults = yaml.safe_load((role / "defaults" / "main.yml").read_text())
+    tuning = sorted(name for name in defaults if name.startswith("timescaledb_tune_"))
+    assert [name for name in tuning if name not in args] == []
+    assert calls[0]["timescaledb_tune"]["source"] == "{{ timescaledb_tune_method }}"
+    assert calls[0]["timescaledb_tune"]["dest"].endswith("/conf.d/60-timescaledb.conf")
+    assert calls[0]["notify"] == "reload postgresql"
+    spec = set(timescaledb_tune.argument_spec())
+    assert set(calls[0]["timescaledb_tune"]) - spec <= {"owner", "group", "mode"}
