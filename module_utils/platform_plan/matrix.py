@@ -61,7 +61,8 @@ def _apt_repo(name, url, suite, key_url, probe_url=None):
     }
 
 
-def _linux_plan(distro, release, arch, pg, *, ts_version, cluster):
+def _linux_release(distro, release):
+    """(release key, codename, PostgreSQL major the distribution ships) of a supported release."""
     if distro == "debian":
         releases, key = DEBIAN_RELEASES, release.split(".")[0]
     else:
@@ -71,11 +72,12 @@ def _linux_plan(distro, release, arch, pg, *, ts_version, cluster):
             "unsupported %s release '%s': supported are %s"
             % (distro.capitalize(), release, ", ".join(sorted(releases))))
     codename, distro_pg = releases[key]
+    return key, codename, distro_pg
+
+
+def _linux_plan(distro, release, arch, pg, *, ts_version, cluster):
+    key, codename, distro_pg = _linux_release(distro, release)
     pg_source = "distro" if pg == distro_pg else "pgdg"
-    ts_repo_url = TIMESCALE_APT_URL % distro
-    # Timescale's apt versions look like 2.19.3~debian12 / 2.19.3~ubuntu22.04;
-    # the loader must match the extension, so both are pinned.
-    pin = "=%s~*" % ts_version
     bin_dir = "/usr/lib/postgresql/%d/bin" % pg
     return {
         "os": distro,
@@ -108,21 +110,29 @@ def _linux_plan(distro, release, arch, pg, *, ts_version, cluster):
         "admin_os_user": "postgres",
         "admin_os_group": "postgres",
         "admin_db_user": "postgres",
-        "timescaledb": {
-            "official": {
-                "repo": _apt_repo("timescaledb", ts_repo_url, codename, TIMESCALE_KEY_URL),
-                "packages": [
-                    "timescaledb-2-postgresql-%d%s" % (pg, pin),
-                    "timescaledb-2-loader-postgresql-%d%s" % (pg, pin),
-                ],
-                "tools_packages": ["timescaledb-tools"],
-                "edition": "timescale",
-            },
-            "distro": _distro_timescaledb(distro, key, pg),
-            "source": {
-                "upstream_url": UPSTREAM_TARBALL_URL % ts_version,
-                "debian_suite": "trixie",
-            },
+        "timescaledb": _linux_timescaledb(distro, key, codename, pg, ts_version),
+    }
+
+
+def _linux_timescaledb(distro, key, codename, pg, ts_version):
+    """Where TimescaleDB can come from on a Debian-family host: Timescale's repository, the distribution, source."""
+    # Timescale's apt versions look like 2.19.3~debian12 / 2.19.3~ubuntu22.04;
+    # the loader must match the extension, so both are pinned.
+    pin = "=%s~*" % ts_version
+    return {
+        "official": {
+            "repo": _apt_repo("timescaledb", TIMESCALE_APT_URL % distro, codename, TIMESCALE_KEY_URL),
+            "packages": [
+                "timescaledb-2-postgresql-%d%s" % (pg, pin),
+                "timescaledb-2-loader-postgresql-%d%s" % (pg, pin),
+            ],
+            "tools_packages": ["timescaledb-tools"],
+            "edition": "timescale",
+        },
+        "distro": _distro_timescaledb(distro, key, pg),
+        "source": {
+            "upstream_url": UPSTREAM_TARBALL_URL % ts_version,
+            "debian_suite": "trixie",
         },
     }
 
@@ -180,19 +190,24 @@ def _macos_plan(release, arch, pg, *, ts_version, brew_user, cluster):
         "admin_os_user": brew_user,
         "admin_os_group": "admin",
         "admin_db_user": brew_user,
-        "timescaledb": {
-            "official": {
-                "tap": TIMESCALE_TAP,
-                "probe_url": TIMESCALE_TAP_PROBE,
-                "packages": ["%s/timescaledb" % TIMESCALE_TAP],
-                "tools_packages": ["%s/timescaledb-tools" % TIMESCALE_TAP],
-                # The tap formula copies its files into the PostgreSQL keg with this script.
-                "move_script": "%s/bin/timescaledb_move.sh" % prefix,
-                "edition": "timescale",
-            },
-            "distro": None,
-            "source": {"upstream_url": UPSTREAM_TARBALL_URL % ts_version, "debian_suite": None},
+        "timescaledb": _macos_timescaledb(prefix, ts_version),
+    }
+
+
+def _macos_timescaledb(prefix, ts_version):
+    """Where TimescaleDB can come from on macOS: Timescale's Homebrew tap or source."""
+    return {
+        "official": {
+            "tap": TIMESCALE_TAP,
+            "probe_url": TIMESCALE_TAP_PROBE,
+            "packages": ["%s/timescaledb" % TIMESCALE_TAP],
+            "tools_packages": ["%s/timescaledb-tools" % TIMESCALE_TAP],
+            # The tap formula copies its files into the PostgreSQL keg with this script.
+            "move_script": "%s/bin/timescaledb_move.sh" % prefix,
+            "edition": "timescale",
         },
+        "distro": None,
+        "source": {"upstream_url": UPSTREAM_TARBALL_URL % ts_version, "debian_suite": None},
     }
 
 
