@@ -625,68 +625,90 @@ def _insert(conn, table, columns, rows):
     sample_stages.insert_rows(conn, table, [c.strip() for c in columns.split(",")], rows)
 
 
+OHLCV_COLUMNS = ("ticker, timeframe, date, region, open, high, low, close, volume, ma5, ma20, ma60, ma120, ma200, "
+                 "rsi_14, macd, macd_signal, macd_hist, bb_upper, bb_middle, bb_lower, atr_14, atr, volume_ma20, "
+                 "volume_ratio, created_at")
+OHLCV_STAMP = "2025-10-17 18:00:00"
+
+
 def _ohlcv(conn, rng, tickers, scale, kis=False):
     """OHLCV: ticker-major rowid order (not time order), ~1 year of 'D' bars per ticker.
 
     kis: the KIS collector's table (region NOT NULL, so no NULL-region rows or Q9 duplicates;
     volume_ma20 a rolling mean, a REAL in its BIGINT column; updated_at)."""
-    days = _trading_days()
     target_rows = _scaled(OHLCV_ROWS, scale, TRADING_DAYS * 4)
     dupes = _scaled(OHLCV_DUPLICATES, scale, 3)
     unique_rows = target_rows - dupes
-    n_tickers = -(-unique_rows // TRADING_DAYS)
+    chosen = _ohlcv_tickers(rng, tickers, -(-unique_rows // TRADING_DAYS))
+    cols = OHLCV_COLUMNS + (", updated_at" if kis else "")
+    bars = _OhlcvBars(rng, chosen, unique_rows, dupes, kis)
+    _insert(conn, "ohlcv_data", cols, iter(bars))
+    # Q9: the same bars again with a NULL region (a later collector run); SQLite's UNIQUE lets them in.
+    extra = [(r[0], r[1], r[2], None, *r[4:25], "2025-10-18 02:00:00") for r in bars.kept[:dupes]]
+    _insert(conn, "ohlcv_data", cols, extra)
+    return unique_rows - bars.remaining + len(extra)
+
+
+def _ohlcv_tickers(rng, tickers, count):
+    """The tickers that get bars: the anchors, then a random pick of the other stocks (two ETFs only)."""
     pool = [t for t in tickers if t[2] != "ETF" or t[0] in ("069500", "SPY")]
     must = [t for t in pool if t[0] in ("005930", "000660", "035420", "600519", "0700", "AAPL", "7203", "VNM")]
     rest = [t for t in pool if t not in must]
-    chosen = must + rng.sample(rest, max(0, min(len(rest), n_tickers - len(must))))
-    stamp = "2025-10-17 18:00:00"
-    cols = ("ticker, timeframe, date, region, open, high, low, close, volume, ma5, ma20, ma60, ma120, ma200, rsi_14, "
-            "macd, macd_signal, macd_hist, bb_upper, bb_middle, bb_lower, atr_14, atr, volume_ma20, volume_ratio, "
-            "created_at")
-    if kis:
-        cols += ", updated_at"
-    remaining = [unique_rows]
-    kept = []
+    return must + rng.sample(rest, max(0, min(len(rest), count - len(must))))
 
-    def gen():
+
+class _OhlcvBars:
+    """Iterable of the chosen tickers' daily bars, up to `rows` of them (remaining counts what is left
+    unwritten). Outside kis, up to `dupes` bars with a region are kept aside for the Q9 duplicates."""
+
+    def __init__(self, rng, chosen, rows, dupes, kis):
+        self.rng = rng
+        self.chosen = chosen
+        self.remaining = rows
+        self.dupes = dupes
+        self.kis = kis
+        self.kept = []
+
+    def __iter__(self):
+        days = _trading_days()
+        for t, region, _k in self.chosen:
+            if self.remaining <= 0:
+                return
+            n = min(TRADING_DAYS, self.remaining)
+            self.remaining -= n
+            yield from self._ticker(t, region, days[TRADING_DAYS - n:])
+
+    def _ticker(self, t, region, days):
+        """One ticker's bars: a random walk with its moving averages and indicators."""
+        rng, kis, kept, dupes = self.rng, self.kis, self.kept, self.dupes
         rand = rng.random
         gauss = rng.gauss
-        for t, region, _k in chosen:
-            if remaining[0] <= 0:
-                return
-            n = min(TRADING_DAYS, remaining[0])
-            remaining[0] -= n
-            price = rng.uniform(5, 500) if region != "VN" else rng.uniform(5000, 90000)
-            cum = [0.0]
-            trap = t in ("600519", "0700")  # Q11: NULL region on shape-trap tickers
-            for i, day in enumerate(days[TRADING_DAYS - n:]):
-                prev = price
-                price = max(0.01, price * (1 + gauss(0, 0.02)))
-                hi = max(prev, price) * (1 + rand() * 0.01)
-                lo = min(prev, price) * (1 - rand() * 0.01)
-                cum.append(cum[-1] + price)
-                vol = int(rand() * 5e6) + 100
-                top = cum[-1]
-                ma5, ma20, ma60, ma120, ma200 = [(top - cum[-1 - k]) / k if i + 1 >= k else None
-                                                 for k in (5, 20, 60, 120, 200)]
-                null_region = (trap and i % 7 == 0) or rand() < OHLCV_NULL_REGION_SHARE
-                rreg = None if null_region and not kis else region
-                row = (t, "D", day, rreg, round(prev, 4), round(hi, 4), round(lo, 4), round(price, 4), vol,
-                       ma5, ma20, ma60, ma120, ma200, 30 + rand() * 40 if i >= 14 else None,
-                       gauss(0, 1) if i >= 26 else None, gauss(0, 1) if i >= 35 else None,
-                       gauss(0, 0.5) if i >= 35 else None,
-                       ma20 * 1.05 if ma20 else None, ma20, ma20 * 0.95 if ma20 else None,
-                       hi - lo if i >= 14 else None, hi - lo, (vol / 3 if kis else float(vol)) if i >= 20 else None,
-                       1.0 + gauss(0, 0.2) if i >= 20 else None, stamp)
-                if kis:
-                    yield (*row, stamp)
-                    continue
-                if len(kept) < dupes and rreg is not None and rand() < 0.01:
-                    kept.append(row)
-                yield row
-
-    _insert(conn, "ohlcv_data", cols, gen())
-    # Q9: the same bars again with a NULL region (a later collector run); SQLite's UNIQUE lets them in.
-    extra = [(r[0], r[1], r[2], None, *r[4:25], "2025-10-18 02:00:00") for r in kept[:dupes]]
-    _insert(conn, "ohlcv_data", cols, extra)
-    return unique_rows - remaining[0] + len(extra)
+        stamp = OHLCV_STAMP
+        price = rng.uniform(5, 500) if region != "VN" else rng.uniform(5000, 90000)
+        cum = [0.0]
+        trap = t in ("600519", "0700")  # Q11: NULL region on shape-trap tickers
+        for i, day in enumerate(days):
+            prev = price
+            price = max(0.01, price * (1 + gauss(0, 0.02)))
+            hi = max(prev, price) * (1 + rand() * 0.01)
+            lo = min(prev, price) * (1 - rand() * 0.01)
+            cum.append(cum[-1] + price)
+            vol = int(rand() * 5e6) + 100
+            top = cum[-1]
+            ma5, ma20, ma60, ma120, ma200 = [(top - cum[-1 - k]) / k if i + 1 >= k else None
+                                             for k in (5, 20, 60, 120, 200)]
+            null_region = (trap and i % 7 == 0) or rand() < OHLCV_NULL_REGION_SHARE
+            rreg = None if null_region and not kis else region
+            row = (t, "D", day, rreg, round(prev, 4), round(hi, 4), round(lo, 4), round(price, 4), vol,
+                   ma5, ma20, ma60, ma120, ma200, 30 + rand() * 40 if i >= 14 else None,
+                   gauss(0, 1) if i >= 26 else None, gauss(0, 1) if i >= 35 else None,
+                   gauss(0, 0.5) if i >= 35 else None,
+                   ma20 * 1.05 if ma20 else None, ma20, ma20 * 0.95 if ma20 else None,
+                   hi - lo if i >= 14 else None, hi - lo, (vol / 3 if kis else float(vol)) if i >= 20 else None,
+                   1.0 + gauss(0, 0.2) if i >= 20 else None, stamp)
+            if kis:
+                yield (*row, stamp)
+                continue
+            if len(kept) < dupes and rreg is not None and rand() < 0.01:
+                kept.append(row)
+            yield row
