@@ -56,7 +56,8 @@ def choose_source(requested, binary_path):
         return "module", "auto: timescaledb-tune not installed"
     if requested == "binary" and not binary_path:
         raise TuneInputError("source: binary, but timescaledb-tune is not installed on the host (install "
-                             "timescaledb-tools, or choose source module or auto)")
+                             "timescaledb-tools, or set source - timescaledb_tune_method in roles/timescaledb - "
+                             "to module or auto)")
     return requested, "requested"
 
 
