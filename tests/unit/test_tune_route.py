@@ -133,7 +133,7 @@ def test_choose_source(requested, found, source):
 
 
 def test_binary_without_the_tool_fails_saying_so():
-    with pytest.raises(TuneInputError, match="not installed.*timescaledb_tune_method"):
+    with pytest.raises(TuneInputError, match=r"not installed.*timescaledb_tune_method"):
         choose_source("binary", None)
     with pytest.raises(ModuleFail, match="source: binary, but timescaledb-tune is not installed"):
         run_module(timescaledb_tune, dict(BASE, source="binary", binary="no-such-timescaledb-tune"))
