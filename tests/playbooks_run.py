@@ -159,7 +159,6 @@ class RunningPlaybook:
         finally:
             self._cleanup()
         if self._log is not None:
-            self._log[1].close()
             stdout, stderr = Path(self._log[0]).read_text(encoding="utf-8", errors="replace"), ""
         return PlaybookResult(self.cmd, self.proc.returncode, stdout or "", stderr or "",
                               time.monotonic() - self.started)
@@ -174,6 +173,8 @@ class RunningPlaybook:
         self._cleanup()
 
     def _cleanup(self):
+        if self._log is not None and not self._log[1].closed:
+            self._log[1].close()
         if self._vars_dir is not None:
             shutil.rmtree(self._vars_dir, ignore_errors=True)
             self._vars_dir = None

@@ -60,3 +60,11 @@ def test_recap_of_the_default_callback():
     assert parse_recap(text) == {"localhost": {"ok": 5, "changed": 2, "unreachable": 0, "failed": 1, "skipped": 3,
                                                "rescued": 0, "ignored": 1}}
     assert parse_recap("no recap") == {}
+
+
+def test_a_log_file_gets_both_streams(tmp_path):
+    play = one_play([{"name": "Say", "ansible.builtin.debug": {"msg": "to the log"}}], tmp_path)
+    log = tmp_path / "run.log"
+    out = run_playbook(play, "-v", log=log, timeout=120)
+    assert out.rc == 0 and out.stdout == log.read_text() and "to the log" in out.stdout
+    assert out.recap["localhost"]["ok"] == 1
