@@ -38,23 +38,19 @@ source columns the target lacks are plan.warnings, not errors (see build_plan).
 
 from __future__ import annotations
 
-import struct
-
-from ansible.module_utils.convert.values import (
+from ansible.module_utils.convert.binary_copy import (
+    BINARY_HEADER,
     BINARY_TRAILER,
-    NULL,
-    NULL_BINARY,
-    PACK_FLOAT8,
-    PACK_INT,
-    ConversionError,
-    Options,
     binary_supported,
     decode_binary_field,
+    describe_binary_record,
+    field_count,
     make_binary_converter,
-    make_converter,
-    unescape_copy_text,
 )
+from ansible.module_utils.convert.text_copy import make_converter, unescape_copy_text
+from ansible.module_utils.convert.types import Options
 from ansible.module_utils.mapping.derive import DeriveContext, MappingError, compile_derive
+from ansible.module_utils.mapping.row_converter import compile_row_converter
 from ansible.module_utils.mapping.target import natural_key
 
 TRANSFORM_NAMES = ("strip", "upper", "lower")
@@ -148,24 +144,13 @@ class TablePlan:
         """Readable form of a COPY row (for reject records)."""
         if not self.binary:
             return record.rstrip("\n")
-        out = []
-        pos = 2
-        try:
-            for i in range(len(self.columns)):
-                (length,) = struct.unpack(">i", record[pos:pos + 4])
-                end = pos + 4 + max(length, 0)
-                text = self.field_text(i, record[pos:end])
-                out.append("NULL" if text is None else text)
-                pos = end
-        except Exception:  # a message helper must never fail the load
-            return repr(record)
-        return "\t".join(out)
+        return describe_binary_record(record, [pc.base for pc in self.columns])
 
     def copy_options(self):
         return " WITH (FORMAT binary)" if self.binary else ""
 
     def stream_header(self):
-        return self.header if self.binary else b""
+        return BINARY_HEADER if self.binary else b""
 
     def stream_trailer(self):
         return BINARY_TRAILER if self.binary else b""
@@ -313,8 +298,7 @@ def _compile_formats(plan, target, options):
         pc.converter = make_binary_converter(tcol.type, options) if plan.binary else pc.text_converter
         pc.not_null = tcol.type.not_null
     if plan.binary:
-        plan.field_count = struct.pack(">h", len(plan.columns))
-        plan.header = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+        plan.field_count = field_count(len(plan.columns))
 
 
 def _check_required(plan, target, used_targets, src_cols):
@@ -402,32 +386,6 @@ def _compile_transforms(items, table, col):
     return out
 
 
-def apply_transforms(value, transforms):
-    """Apply transforms to one value (bytes TEXT is decoded first)."""
-    for name, arg in transforms:
-        if value is None:
-            return None
-        if isinstance(value, bytes):
-            try:
-                value = value.decode("utf-8")
-            except UnicodeDecodeError:
-                raise ConversionError("invalid UTF-8 before transform %s" % name) from None
-        text = value if isinstance(value, str) else str(value)
-        if name == "strip":
-            value = text.strip() if isinstance(value, str) else value
-        elif name == "upper":
-            value = text.upper() if isinstance(value, str) else value
-        elif name == "lower":
-            value = text.lower() if isinstance(value, str) else value
-        elif name == "map":
-            if text in arg:
-                value = arg[text]
-        elif name == "null_if":
-            if text in arg:
-                value = None
-    return value
-
-
 def _compile_reference(ref, table, source, used_targets):
     if not isinstance(ref, dict) or "table" not in ref or not ref.get("columns"):
         raise MappingError("references of %s: each item needs `table` and `columns`" % table)
@@ -443,139 +401,3 @@ def _compile_reference(ref, table, source, used_targets):
         if scol not in rcols:
             raise MappingError("references of %s: %s has no column %r" % (table, rtable, scol))
     return {"table": rtable, "target_columns": list(cols), "keys": source.key_set(rtable, list(cols.values()))}
-
-
-def _derive_value(row, d):
-    raw = row[d["key_index"]]
-    if raw is None:
-        raise ConversionError("cannot look up %s: %s is NULL" % (d["value"], d["key"]))
-    key = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-    found = d["map"].get(key)
-    if found is None:
-        raise ConversionError("%s %r not found in source table %s (orphan; region is looked up, never guessed)"
-                              % (d["key"], key, d["table"]))
-    if isinstance(found, frozenset):
-        raise ConversionError("%s %r is ambiguous in %s: %s" % (d["key"], key, d["table"], sorted(found)))
-    return found
-
-
-def compile_row_converter(plan):
-    """Generate a fast function ``row -> (fields list)`` for the plan.
-
-    The generated code inlines the NULL test and calls one converter per
-    column; any ConversionError propagates and the caller re-runs
-    ``explain_row`` to name the column and value.
-    """
-    env = {"NULL": NULL_BINARY if plan.binary else NULL, "ConversionError": ConversionError,
-           "apply_transforms": apply_transforms, "derive": _derive_value, "pd": PACK_FLOAT8}
-    empty_out = NULL_BINARY if plan.binary else None  # what a converter returns for an empty value
-    for base, pack in PACK_INT.items():
-        env["p_" + base] = pack
-    sizes = {"int2": 2, "int4": 4, "int8": 8}
-    lines = ["def convert_row(row):"]
-    names = []
-    for i, pc in enumerate(plan.columns):
-        env["c%d" % i] = pc.converter
-        var = "f%d" % i
-        names.append(var)
-        if pc.index is not None:
-            lines.append("    v = row[%d]" % pc.index)
-        else:
-            lines.append("    v = None")
-        if pc.transforms:
-            env["t%d" % i] = pc.transforms
-            lines.append("    v = apply_transforms(v, t%d)" % i)
-        if pc.derive and pc.derive["kind"] == "period_end":
-            # rowid -> period end, computed when the plan was built; other rows keep their value
-            env["d%d" % i] = pc.derive["map"]
-            lines.append("    v = d%d.get(row[0], v)" % i)
-        elif pc.derive:
-            env["d%d" % i] = pc.derive
-            if pc.derive["when"] == "always" or pc.index is None:
-                lines.append("    v = derive(row, d%d)" % i)
-            else:
-                lines.append("    if v is None:")
-                lines.append("        v = derive(row, d%d)" % i)
-        call = "c%d(v)" % i
-        cache = None
-        if getattr(pc.converter, "cache", None) is not None:
-            cache = "m%d" % i
-            env[cache] = pc.converter.cache
-        conv = "c%d" % i
-        if pc.not_null:
-            # NOT NULL: the None and empty-value checks move into s<i>, off the common path
-            # (a cache never holds an empty value, a float packed directly cannot be one)
-            conv = "s%d" % i
-            env[conv] = _not_null(pc.converter, empty_out)
-            call = "%s(v)" % conv
-        if plan.binary and pc.base == "float8" and not pc.transforms:
-            call = "(pd(8, v) if v.__class__ is float else %s(v))" % conv
-        elif plan.binary and pc.base in sizes and not pc.transforms:
-            call = "(p_%s(%d, v) if v.__class__ is int else %s(v))" % (pc.base, sizes[pc.base], conv)
-        if pc.not_null:
-            _assign(lines, "    ", var, call, cache)
-        elif cache is not None:
-            lines.append("    if v is None:")
-            lines.append("        %s = NULL" % var)
-            lines.append("    else:")
-            _assign(lines, "        ", var, call, cache)
-        else:
-            lines.append("    %s = NULL if v is None else %s" % (var, call))
-            if not plan.binary:
-                lines.append("    if %s is None:" % var)
-                lines.append("        %s = NULL" % var)
-    lines.append("    return [%s]" % ", ".join(names))
-    code = "\n".join(lines) + "\n"
-    exec(compile(code, "<sqlite_migrate row converter %s>" % plan.source_table, "exec"), env)
-    return env["convert_row"]
-
-
-def _not_null(converter, empty_out):
-    """converter for a NOT NULL column: NULL and empty values are conversion errors."""
-    def strict(value):
-        if value is None:
-            raise ConversionError("NULL in NOT NULL column")
-        out = converter(value)
-        if out is empty_out:
-            raise ConversionError("empty value in NOT NULL column")
-        return out
-    return strict
-
-
-def _assign(lines, indent, var, call, cache=None):
-    """var = call(v), looking the value up in the converter's cache (named `cache` in the
-    generated code) first: a dict lookup inline is several times cheaper than calling the
-    caching wrapper."""
-    if cache is None:
-        lines.append("%s%s = %s" % (indent, var, call))
-        return
-    lines.append("%s%s = %s.get(v)" % (indent, var, cache))
-    lines.append("%sif %s is None:" % (indent, var))
-    lines.append("%s    %s = %s" % (indent, var, call))
-
-
-def explain_row(plan, row):
-    """Slow path: (target column, source value, reason) of the first failing column."""
-    for pc in plan.columns:
-        value = row[pc.index] if pc.index is not None else None
-        shown = value
-        try:
-            if pc.transforms:
-                value = apply_transforms(value, pc.transforms)
-            if pc.derive and pc.derive["kind"] == "period_end":
-                value = shown = pc.derive["map"].get(row[0], value)
-            elif pc.derive and (value is None or pc.derive["when"] == "always"):
-                shown = row[pc.derive["key_index"]]
-                value = _derive_value(row, pc.derive)
-            if value is None:
-                if pc.not_null:
-                    raise ConversionError("NULL in NOT NULL column")
-                continue
-            if pc.text_converter(value) is None and pc.not_null:
-                raise ConversionError("empty value in NOT NULL column")
-            pc.converter(value)
-        except ConversionError as exc:
-            return pc.target, shown, str(exc)
-        except Exception as exc:  # a converter bug must still be a reject, not a crash
-            return pc.target, shown, "conversion failed: %s: %s" % (type(exc).__name__, exc)
-    return None, None, "unknown conversion error"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import namedtuple
 
-from ansible.module_utils.convert.values import TargetType
+from ansible.module_utils.convert.types import TargetType
 from ansible.module_utils.mapping.derive import MappingError
 
 try:

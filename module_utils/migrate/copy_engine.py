@@ -23,14 +23,15 @@ Design (measured, see scripts/bench-migrate):
 from __future__ import annotations
 
 import gc
-import struct
 import time
 from contextlib import contextmanager
 from operator import itemgetter
 
-from ansible.module_utils.convert.values import NULL, NULL_BINARY, describe_value
+from ansible.module_utils.convert.binary_copy import NULL_BINARY, with_leading_bigint
+from ansible.module_utils.convert.text_copy import NULL
+from ansible.module_utils.convert.types import describe_value
 from ansible.module_utils.core.quant_meta import advance_checkpoint, insert_rejects
-from ansible.module_utils.mapping.plan import explain_row
+from ansible.module_utils.mapping.row_converter import explain_row
 
 try:
     import psycopg2
@@ -47,7 +48,8 @@ UNIQUE_VIOLATION = "23505"
 class Batch:
     """One batch: the converted COPY lines (kept for the fallback path) and its outcome."""
 
-    __slots__ = ("copied", "duplicates", "keys", "last_rowid", "lines", "rejected", "rejects", "rowids", "upserts")
+    __slots__ = ("copied", "duplicates", "keys", "last_rowid", "lines", "rejected", "rejects", "replaced", "rowids",
+                 "upserts")
 
     def __init__(self):
         self.rowids = []
@@ -59,6 +61,7 @@ class Batch:
         self.duplicates = 0
         self.copied = 0
         self.last_rowid = None
+        self.replaced = False  # update mode replaced a line after it was streamed
 
     def __len__(self):
         return len(self.lines)
@@ -105,20 +108,15 @@ class RowFeeder:
         return "(%s)=(%s)" % (", ".join(self.plan.keys), ", ".join(shown))
 
     def fill(self, batch, limit):
-        """Generator of COPY text chunks; appends to batch until limit rows consumed."""
+        """Generator of COPY chunks; appends to batch until limit rows consumed.
+
+        Raises _Replaced at the end when update mode replaced a line already streamed."""
         convert_row = self.plan.convert_row
-        binary = self.plan.binary
-        field_count = self.plan.field_count if binary else None
-        joiner = b"".join if binary else "".join
-        key_of = self.key_of
-        group_of = self.group_of
-        refs = self.refs
-        rowids = batch.rowids
-        lines = batch.lines
-        bkeys = batch.keys
-        current_group = self.group
-        old_keys = self.old_keys
-        null_field = self.null_field
+        to_line = self._line_builder()
+        joiner = b"".join if self.plan.binary else "".join
+        orphan = self._orphan if self.refs else None
+        admit = self._admit if self.key_of is not None else None
+        rowids, lines = batch.rowids, batch.lines
         pending = []
         count = 0
         rowid = None
@@ -128,52 +126,21 @@ class RowFeeder:
             try:
                 fields = convert_row(row)
             except Exception:  # every failure becomes a reject with its reason
-                column, value, reason = explain_row(self.plan, row)
-                self._reject(batch, rowid, column, value, reason)
-                if count >= limit:
-                    break
-                continue
-            if refs:
-                bad = None
-                for ref_of, keyset, pos, ref in refs:
-                    if ref_of(fields) not in keyset:
-                        bad = (pos, ref)
-                        break
-                if bad is not None:
-                    pos, ref = bad
-                    shown = ", ".join("%s=%s" % (ref["target_columns"][i], self.plan.field_text(p, fields[p]))
-                                      for i, p in enumerate(pos))
-                    self._reject(batch, rowid, ",".join(ref["target_columns"]), shown,
-                                 "orphan: (%s) not found in source table %s" % (shown, ref["table"]))
-                    if count >= limit:
-                        break
-                    continue
-            line = field_count + b"".join(fields) if binary else "\t".join(fields) + "\n"
-            if key_of is not None:
-                if group_of is not None:
-                    group = group_of(row)
-                    if group != current_group:
-                        self.group = current_group = group
-                        self.old_keys = old_keys = {}
-                key = key_of(fields)
-                if null_field is not None and null_field in key:
-                    pass  # NULL in the key: distinct from every other row
-                elif key in bkeys or key in old_keys:
-                    if self._duplicate(batch, key, rowid, line):
-                        pending = None  # a line in the batch was replaced: rebuild the stream text
-                    if count >= limit:
-                        break
-                    continue
-                else:
-                    bkeys[key] = len(lines)
-            rowids.append(rowid)
-            lines.append(line)
-            if pending is not None:
-                pending.append(line)
-                if len(pending) >= 256:
-                    batch.last_rowid = rowid
-                    yield joiner(pending)
-                    pending = []
+                self._reject(batch, rowid, *explain_row(self.plan, row))
+                fields = None
+            if fields is not None and (orphan is None or not orphan(batch, rowid, fields)):
+                line = to_line(fields)
+                if admit is None or admit(batch, row, rowid, fields, line):
+                    rowids.append(rowid)
+                    lines.append(line)
+                    if pending is not None:
+                        pending.append(line)
+                        if len(pending) >= 256:
+                            batch.last_rowid = rowid
+                            yield joiner(pending)
+                            pending = []
+                elif batch.replaced:
+                    pending = None  # a line already streamed changed: the batch is sent again
             if count >= limit:
                 break
         else:
@@ -185,6 +152,46 @@ class RowFeeder:
             raise _Replaced()
         if pending:
             yield joiner(pending)
+
+    def _line_builder(self):
+        """fields -> one COPY row in the plan's format."""
+        if self.plan.binary:
+            count = self.plan.field_count
+            join = b"".join
+            return lambda fields: count + join(fields)
+        join = "\t".join
+        return lambda fields: join(fields) + "\n"
+
+    def _orphan(self, batch, rowid, fields):
+        """True, after recording the reject, when a referenced key is not in its source table."""
+        for ref_of, keyset, pos, ref in self.refs:
+            if ref_of(fields) not in keyset:
+                shown = ", ".join("%s=%s" % (ref["target_columns"][i], self.plan.field_text(p, fields[p]))
+                                  for i, p in enumerate(pos))
+                self._reject(batch, rowid, ",".join(ref["target_columns"]), shown,
+                             "orphan: (%s) not found in source table %s" % (shown, ref["table"]))
+                return True
+        return False
+
+    def _admit(self, batch, row, rowid, fields, line):
+        """True when the row's key was not seen before (the row joins the batch).
+
+        A repeated key is handled here per on_conflict; when update mode replaced a line
+        of the batch, batch.replaced is set."""
+        if self.group_of is not None:
+            group = self.group_of(row)
+            if group != self.group:
+                self.group = group
+                self.old_keys = {}
+        key = self.key_of(fields)
+        if self.null_field is not None and self.null_field in key:
+            return True  # NULL in the key: distinct from every other row
+        if key in batch.keys or key in self.old_keys:
+            if self._duplicate(batch, key, rowid, line):
+                batch.replaced = True
+            return False
+        batch.keys[key] = len(batch.lines)
+        return True
 
     def _reject(self, batch, rowid, column, value, reason):
         batch.rejected += 1
@@ -397,9 +404,7 @@ class TableWriter:
         stage_copy = sql.SQL("COPY {} ({}, {}) FROM STDIN" + self.plan.copy_options()).format(
             sql.Identifier(STAGE), sql.Identifier(STAGE_ROWID), self.col_list).as_string(cur)
         if self.plan.binary:
-            prefix = struct.Struct(">hiq").pack
-            width = len(self.plan.columns) + 1
-            chunks = (prefix(width, 8, rowid) + line[2:] for rowid, line in entries)
+            chunks = (with_leading_bigint(line, rowid) for rowid, line in entries)
         else:
             chunks = ("%d\t%s" % (rowid, line) for rowid, line in entries)
         try:

@@ -10,7 +10,7 @@ import json
 import time
 import uuid
 
-from ansible.module_utils.convert.values import Options
+from ansible.module_utils.convert.types import Options
 from ansible.module_utils.core.atomic_file import atomic_text_file
 from ansible.module_utils.core.postgres import ConnectionFailure, connect, rollback_quietly
 from ansible.module_utils.core.quant_meta import (

@@ -27,6 +27,7 @@ import traceback
 from itertools import compress
 from urllib.parse import quote
 
+from ansible.module_utils.convert.binary_copy import SIGNATURE as COPY_SIGNATURE
 from ansible.module_utils.core.fingerprint import (
     CANON_NAN_BITS,
     INT_CODED,
@@ -44,7 +45,7 @@ from ansible.module_utils.core.fingerprint import (
     kind_of,
     np,
 )
-from ansible.module_utils.mapping.plan import apply_transforms
+from ansible.module_utils.mapping.row_converter import apply_transforms
 
 CHUNK_ROWS = 50000
 _UTC = datetime.timezone.utc
@@ -426,7 +427,6 @@ _BIN_EXPR = {
     "text": ("coalesce(substr(decode(md5({c}::text), 'hex'), 1, 8), '\\x0000000000000000'::bytea)", "V8"),
 }
 _BIN_TEXT_BASES = ("text", "varchar", "name", "citext")
-_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 
 
 def binary_supported(job):
@@ -472,7 +472,7 @@ class _BinaryRows:
     def _drain(self, final):
         buf = b"".join(self.parts)
         if self.header is None:
-            if not buf.startswith(_COPY_SIGNATURE):
+            if not buf.startswith(COPY_SIGNATURE):
                 raise ValueError("unexpected binary COPY header")
             ext = int.from_bytes(buf[15:19], "big")
             self.header = 19 + ext

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 
-from ansible.module_utils.convert.values import Options
+from ansible.module_utils.convert.types import Options
 from ansible.module_utils.core.atomic_file import atomic_text_file
 from ansible.module_utils.core.postgres import connect, rollback_quietly
 from ansible.module_utils.core.sqlite_source import SourceError, open_source

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from ansible.module_utils.convert.values import Options, TargetType
+from ansible.module_utils.convert.types import Options, TargetType
 from ansible.module_utils.core.fingerprint import np
 from ansible.module_utils.core.sqlite_source import open_source
 from ansible.module_utils.mapping.plan import MappingError, build_plan

@@ -7,7 +7,8 @@ from decimal import Decimal
 
 import numpy as np
 import pytest
-from ansible.module_utils.convert.values import TargetType, make_converter
+from ansible.module_utils.convert.text_copy import make_converter
+from ansible.module_utils.convert.types import TargetType
 from ansible.module_utils.core.fingerprint import (
     NULL_ATOM,
     TableFingerprint,

@@ -12,10 +12,11 @@ import sqlite3
 from collections import namedtuple
 
 import pytest
-from ansible.module_utils.convert.values import Options, TargetType
+from ansible.module_utils.convert.types import Options, TargetType
 from ansible.module_utils.core.sqlite_source import open_source
 from ansible.module_utils.mapping.derive import period_end
-from ansible.module_utils.mapping.plan import MappingError, SourceTableMissing, build_plan, explain_row
+from ansible.module_utils.mapping.plan import MappingError, SourceTableMissing, build_plan
+from ansible.module_utils.mapping.row_converter import explain_row
 from ansible.module_utils.mapping.target import Column, TargetTable
 from ansible.module_utils.migrate.reject_policy import RejectPolicy
 

@@ -1,4 +1,4 @@
-"""value_convert: every accepted format, every reject, and COPY escaping (text and binary)."""
+"""convert/: every accepted format, every reject, and COPY escaping (text_copy and binary_copy)."""
 
 from __future__ import annotations
 
@@ -6,17 +6,19 @@ import datetime
 import struct
 
 import pytest
-from ansible.module_utils.convert.values import (
+from ansible.module_utils.convert.binary_copy import (
+    BINARY_HEADER,
+    BINARY_TRAILER,
     NULL_BINARY,
-    ConversionError,
-    Options,
-    TargetType,
-    convert,
     decode_binary_field,
-    escape_copy_text,
+    describe_binary_record,
+    field_count,
     make_binary_converter,
-    unescape_copy_text,
+    split_record,
+    with_leading_bigint,
 )
+from ansible.module_utils.convert.text_copy import convert, escape_copy_text, unescape_copy_text
+from ansible.module_utils.convert.types import ConversionError, Options, TargetType
 
 TEXT = TargetType("text")
 F8 = TargetType("float8", "double precision")
@@ -246,13 +248,35 @@ def test_plain_timestamp_fast_path_value():
         make_binary_converter(TSTZ)(b"2025-02-30 10:00:00")
 
 
-@pytest.mark.parametrize("tt", [DATE, TSTZ, BOOL])
-def test_cached_converters_never_remember_an_empty_value(tt):
-    """The generated row converter trusts a cache hit to be a real value (it skips the NOT NULL
-    check on that path), so an empty value must miss the cache every time."""
-    conv = make_binary_converter(tt)
-    assert conv(b"") == NULL_BINARY
-    assert conv(b"") == NULL_BINARY
-    assert b"" not in conv.cache
-    assert conv(b"2024-01-05" if tt is not BOOL else b"yes") != NULL_BINARY
-    assert len(conv.cache) == 1
+def test_binary_stream_framing():
+    assert BINARY_HEADER == b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
+    assert BINARY_TRAILER == b"\xff\xff"
+    fields = [make_binary_converter(I4)(7), NULL_BINARY, make_binary_converter(TEXT)(b"AAA")]
+    record = field_count(3) + b"".join(fields)
+    assert split_record(record) == fields
+    assert describe_binary_record(record, ["int4", "float8", "text"]) == "7\tNULL\tAAA"
+    staged = with_leading_bigint(record, 42)
+    assert split_record(staged) == [struct.pack(">iq", 8, 42), *fields]
+    assert describe_binary_record(b"\x00\x02junk", ["int4", "int4"]).startswith("b'")
+
+
+@pytest.mark.parametrize("tt", [DATE, TSTZ, TS, BOOL])
+def test_cacheable_binary_converters_are_marked(tt):
+    """The row converter memoises these on the raw value: their output depends on it alone."""
+    assert make_binary_converter(tt).cacheable is True
+    assert make_binary_converter(TEXT).cacheable(b"AAA")
+    assert not make_binary_converter(TEXT).cacheable(b"x" * 33)
+    assert getattr(make_binary_converter(F8), "cacheable", None) is None
+
+
+@pytest.mark.parametrize("value", [b"2025-10-17 10:00:00", b"2025-10-17T19:00:00+09:00", b"2025-10-17", 1760695200,
+                                   1760695200.25, 20241001, b"  2025-10-17 10:00:00.5-0330 "])
+@pytest.mark.parametrize("tt", [TSTZ, TS])
+def test_binary_timestamp_packs_what_the_text_form_says(tt, value):
+    """One parse (make_moment) for both forms: the binary field decodes to the text field's instant."""
+    text = convert(value, tt)
+    field = make_binary_converter(tt)(value)
+    moment = datetime.datetime.fromisoformat(text)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    assert decode_binary_field(field, tt.base).removesuffix("+00") == moment.isoformat(" ")

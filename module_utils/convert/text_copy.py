@@ -1,4 +1,4 @@
-"""Convert SQLite values into PostgreSQL COPY text fields, chosen by the TARGET type.
+"""Convert SQLite values into PostgreSQL text-format COPY fields, chosen by the TARGET type.
 
 Every converter takes one SQLite value (int, float, bytes, or None; TEXT
 arrives as bytes because the reader uses ``text_factory=bytes`` so that invalid
@@ -33,6 +33,9 @@ Documented decisions
   U+FFFD (``invalid_utf8: replace``, opt-in, lossy). NUL characters cannot be
   stored in PostgreSQL text and are a reject. VARCHAR(n)/CHAR(n) overflow is a
   reject (never truncated).
+
+The binary-format converters (binary_copy.py) follow the same rules: they pack the
+canonical text these converters produce.
 """
 
 from __future__ import annotations
@@ -43,15 +46,18 @@ import math
 import re
 from decimal import Decimal, InvalidOperation
 
+from ansible.module_utils.convert.types import (
+    INT_RANGES,
+    ConversionError,
+    Options,
+    TargetType,
+    decode_utf8,
+    float_text,
+    text_of,
+)
+
 NULL = "\\N"
 
-INT_RANGES = {
-    "int2": (-(2**15), 2**15 - 1),
-    "int4": (-(2**31), 2**31 - 1),
-    "int8": (-(2**63), 2**63 - 1),
-}
-
-_TEXT_TYPES = frozenset(("text", "varchar", "bpchar", "name", "citext", "char"))
 _TRUE = frozenset(("1", "t", "true", "y", "yes", "on"))
 _FALSE = frozenset(("0", "f", "false", "n", "no", "off"))
 
@@ -73,10 +79,6 @@ _ESCAPE_RE = re.compile(r"[\\\t\n\r]")
 _ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 _UTC = datetime.timezone.utc
-
-
-class ConversionError(ValueError):
-    """A value that cannot be stored losslessly in the target column."""
 
 
 def escape_copy_text(text):
@@ -110,79 +112,6 @@ def unescape_copy_text(field):
     return "".join(out)
 
 
-class TargetType:
-    """What the converter needs to know about one target column."""
-
-    __slots__ = ("base", "length", "not_null", "precision", "scale", "sql_type")
-
-    def __init__(self, base, sql_type=None, length=None, precision=None, scale=None, not_null=False):  # noqa: PLR0917
-        self.base = base
-        self.sql_type = sql_type or base
-        self.length = length
-        self.precision = precision
-        self.scale = scale
-        self.not_null = not_null
-
-    @classmethod
-    def from_catalog(cls, typname, typmod, sql_type, not_null=False):
-        """Build from pg_type.typname and pg_attribute.atttypmod."""
-        length = precision = scale = None
-        if typname in ("varchar", "bpchar") and typmod > 4:
-            length = typmod - 4
-        elif typname == "numeric" and typmod > 4:
-            precision = ((typmod - 4) >> 16) & 0xFFFF
-            scale = (typmod - 4) & 0xFFFF
-        return cls(typname, sql_type, length, precision, scale, not_null)
-
-    @property
-    def is_text(self):
-        return self.base in _TEXT_TYPES
-
-
-class Options:
-    """Conversion policy knobs (module parameters)."""
-
-    __slots__ = ("copy_format", "empty_as_null", "invalid_utf8")
-
-    def __init__(self, empty_as_null=True, invalid_utf8="reject", copy_format="auto"):
-        self.empty_as_null = empty_as_null
-        self.invalid_utf8 = invalid_utf8
-        self.copy_format = copy_format
-
-
-def _decode(value, options):
-    try:
-        return value.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if options.invalid_utf8 == "replace":
-            return value.decode("utf-8", "replace")
-        raise ConversionError("invalid UTF-8 (byte 0x%02x at offset %d)" % (value[exc.start], exc.start)) from None
-
-
-def _text_of(value, options):
-    """A non-NULL SQLite value as str (numbers keep their SQLite text form)."""
-    if isinstance(value, bytes):
-        return _decode(value, options)
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return _float_text(value)
-    raise ConversionError("unsupported SQLite value type %s" % type(value).__name__)
-
-
-def _float_text(value):
-    if math.isnan(value):
-        return "NaN"
-    if value == math.inf:
-        return "Infinity"
-    if value == -math.inf:
-        return "-Infinity"
-    return repr(value)
-
 
 def _blank(text, options, what):
     if options.empty_as_null:
@@ -212,9 +141,9 @@ def make_text(tt, options):
             try:
                 text = value.decode("utf-8")
             except UnicodeDecodeError:
-                text = _decode(value, options)
+                text = decode_utf8(value, options)
         else:
-            text = _text_of(value, options)
+            text = text_of(value, options)
         if limit is not None and len(text) > limit:
             raise ConversionError("%d characters exceed %s" % (len(text), tt.sql_type))
         if "\x00" in text:
@@ -232,19 +161,19 @@ def make_float(tt, options):
         if t is float:
             if value - value == 0.0:  # finite
                 return repr(value)
-            return _float_text(value)
+            return float_text(value)
         if t is int:
             f = float(value)
             if int(f) != value:
                 raise ConversionError("integer %d cannot be represented exactly as %s" % (value, tt.sql_type))
             return str(value)
-        text = _text_of(value, options).strip()
+        text = text_of(value, options).strip()
         if not text:
             return _blank(text, options, tt.sql_type)
         special = _SPECIAL_FLOATS.get(text.lower())
         if special:
             return special
-        return _float_text(float(_number_text(text)))
+        return float_text(float(_number_text(text)))
 
     return conv
 
@@ -261,7 +190,7 @@ def make_int(tt, options):
                 raise ConversionError("%r is not an integer" % value)
             n = int(value)
         else:
-            text = _text_of(value, options).strip()
+            text = text_of(value, options).strip()
             if not text:
                 return _blank(text, options, tt.sql_type)
             try:
@@ -301,7 +230,7 @@ def make_numeric(tt, options):
                 return "Infinity" if value > 0 else "-Infinity"
             d = Decimal(repr(value))
         else:
-            text = _text_of(value, options).strip()
+            text = text_of(value, options).strip()
             if not text:
                 return _blank(text, options, tt.sql_type)
             special = _SPECIAL_FLOATS.get(text.lower())
@@ -338,7 +267,7 @@ def make_bool(tt, options):
             if value == 0:
                 return "f"
             raise ConversionError("number %r is not a boolean (only 0 and 1 are)" % value)
-        text = _text_of(value, options).strip()
+        text = text_of(value, options).strip()
         if not text:
             return _blank(text, options, "boolean")
         low = text.lower()
@@ -397,7 +326,7 @@ def make_date(tt, options):
                 pass
         if isinstance(value, (int, float)):
             return from_number(value)
-        text = _text_of(value, options).strip()
+        text = text_of(value, options).strip()
         if not text:
             return _blank(text, options, "date")
         m = _DATE_RE.match(text)
@@ -438,8 +367,56 @@ def _ts_from_match(m):
         raise ConversionError("invalid timestamp: %s" % exc) from None
 
 
+def _is_plain_timestamp(value):
+    """19 bytes shaped YYYY-MM-DD?HH:MM:SS with ? a space or T (digits are datetime's to check)."""
+    return value[4] == 45 and value[7] == 45 and value[10] in (32, 84) and value[13] == 58 and value[16] == 58
+
+
+def make_moment(tt, options):
+    """Converter of one value to a datetime (naive means UTC) or None (empty value).
+
+    Shared by the text form (make_timestamp renders it) and the binary one (binary_copy
+    packs it), so both accept and reject exactly the same values.
+    """
+    def parse(value):
+        # 'YYYY-MM-DD HH:MM:SS' (or with T), what SQLite's CURRENT_TIMESTAMP stores, is read
+        # directly, several times faster than the regex; a value datetime refuses takes the
+        # general path below, which says why.
+        if value.__class__ is bytes and len(value) == 19 and _is_plain_timestamp(value):
+            try:
+                return datetime.datetime.fromisoformat(value.decode("ascii"))
+            except ValueError:
+                pass
+        if isinstance(value, (int, float)):
+            if isinstance(value, int) or value == int(value):
+                day = _int_as_date(int(value))
+                if day is not None:
+                    return datetime.datetime(day.year, day.month, day.day)
+            return _from_epoch(value)
+        text = text_of(value, options).strip()
+        if not text:
+            return _blank(text, options, tt.sql_type)
+        m = _TS_RE.match(text)
+        if m:
+            return _ts_from_match(m)
+        m = _DATE_RE.match(text)
+        if m:
+            day = _valid_date(m.group(1), m.group(3), m.group(4))
+            return datetime.datetime(day.year, day.month, day.day)
+        if _INT_RE.match(text):
+            return parse(int(text))
+        raise ConversionError("not a timestamp (expected ISO 8601 text or epoch)")
+
+    return parse
+
+
 def make_timestamp(tt, options, with_zone):
-    def render(moment):
+    parse = make_moment(tt, options)
+
+    def conv(value):
+        moment = parse(value)
+        if moment is None:
+            return None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=_UTC)  # naive = UTC (documented)
         elif moment.utcoffset() != datetime.timedelta(0) and not with_zone:
@@ -448,27 +425,6 @@ def make_timestamp(tt, options, with_zone):
             return moment.replace(tzinfo=None).isoformat(" ")
         return moment.isoformat(" ")
 
-    def conv(value):
-        if isinstance(value, (int, float)):
-            if isinstance(value, int) or value == int(value):
-                day = _int_as_date(int(value))
-                if day is not None:
-                    return render(datetime.datetime(day.year, day.month, day.day))
-            return render(_from_epoch(value))
-        text = _text_of(value, options).strip()
-        if not text:
-            return _blank(text, options, tt.sql_type)
-        m = _TS_RE.match(text)
-        if m:
-            return render(_ts_from_match(m))
-        m = _DATE_RE.match(text)
-        if m:
-            day = _valid_date(m.group(1), m.group(3), m.group(4))
-            return render(datetime.datetime(day.year, day.month, day.day))
-        if _INT_RE.match(text):
-            return conv(int(text))
-        raise ConversionError("not a timestamp (expected ISO 8601 text or epoch)")
-
     return conv
 
 
@@ -476,7 +432,7 @@ def make_json(tt, options):
     text_conv = make_text(TargetType("text"), options)
 
     def conv(value):
-        text = _text_of(value, options)
+        text = text_of(value, options)
         if not text.strip():
             return _blank(text, options, tt.sql_type)
         try:
@@ -493,7 +449,7 @@ def make_bytea(tt, options):
         if isinstance(value, bytes):
             raw = value
         else:
-            raw = _text_of(value, options).encode("utf-8")
+            raw = text_of(value, options).encode("utf-8")
         return "\\\\x" + raw.hex()
 
     return conv
@@ -505,7 +461,7 @@ def make_passthrough(tt, options):
     text_conv = make_text(TargetType("text"), options)
 
     def conv(value):
-        text = _text_of(value, options)
+        text = text_of(value, options)
         if not text.strip() and options.empty_as_null:
             return None
         return text_conv(text)
@@ -546,230 +502,3 @@ def convert(value, tt, options=None):
         return None
     return make_converter(tt, options)(value)
 
-
-def describe_value(value, limit=200):
-    """repr() of a source value for a reject record (UTF-8 text shown as text), truncated."""
-    if isinstance(value, bytes):
-        try:
-            value = value.decode("utf-8")
-        except UnicodeDecodeError:
-            pass
-    text = repr(value)
-    if len(text) > limit:
-        text = text[:limit] + "...(%d chars)" % len(text)
-    return text
-
-
-# -- binary COPY ----------------------------------------------------------------------
-#
-# Measured on the full-size sample: repr() of a float costs ~800 ns, struct.pack
-# ~70 ns, and the server skips float8in/date_in/timestamptz_in too. So tables
-# whose target types all have a binary form below are loaded with binary COPY;
-# any other type (numeric, uuid, arrays, ...) makes that table use the text
-# format above. Both formats share the same parsing rules: the binary
-# converters pack the canonical text the text converters produce.
-
-import struct  # noqa: E402
-
-BINARY_TYPES = frozenset(("float4", "float8", "int2", "int4", "int8", "bool", "date", "timestamptz", "timestamp",
-                          "json", "jsonb", "bytea")) | _TEXT_TYPES
-BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
-BINARY_TRAILER = struct.pack(">h", -1)
-NULL_BINARY = struct.pack(">i", -1)
-PACK_FLOAT8 = struct.Struct(">id").pack
-PACK_INT = {"int2": struct.Struct(">ih").pack, "int4": struct.Struct(">ii").pack, "int8": struct.Struct(">iq").pack}
-INT_SIZE = {"int2": 2, "int4": 4, "int8": 8}
-_PACK_LEN = struct.Struct(">i").pack
-_PACK_DATE = struct.Struct(">ii").pack
-_PACK_TS = struct.Struct(">iq").pack
-_PACK_BOOL = struct.Struct(">ib").pack
-_PACK_FLOAT4 = struct.Struct(">if").pack
-_PG_EPOCH_ORDINAL = datetime.date(2000, 1, 1).toordinal()
-_CACHE_LIMIT = 100000
-
-
-def binary_supported(tt):
-    return tt.base in BINARY_TYPES
-
-
-def _cached(fn, cacheable=None):
-    """Memoise a converter on the raw value (dates, timestamps, tickers repeat a lot).
-
-    Errors are not cached. ``conv.cache`` is exposed so the generated row
-    converter (migration_mapping.compile_row_converter) can look values up
-    inline, without a Python call per column. cacheable(value) limits what is
-    stored (long texts are not worth keeping).
-    """
-    cache = {}
-
-    def conv(value):
-        try:
-            return cache[value]
-        except KeyError:
-            pass
-        except TypeError:
-            return fn(value)
-        out = fn(value)
-        # empty values (NULL out) are never cached: the generated row converter relies on a
-        # cache hit being a real value, which lets it skip the NOT NULL check on that path
-        if out is not None and out != NULL_BINARY and len(cache) < _CACHE_LIMIT \
-                and (cacheable is None or cacheable(value)):
-            cache[value] = out
-        return out
-
-    conv.cache = cache
-    return conv
-
-
-def _is_plain_timestamp(value):
-    """19 bytes shaped YYYY-MM-DD?HH:MM:SS with ? a space or T (digits are datetime's to check)."""
-    return value[4] == 45 and value[7] == 45 and value[10] in (32, 84) and value[13] == 58 and value[16] == 58
-
-
-def _short_text(value):
-    return value.__class__ in (bytes, str) and len(value) <= 32
-
-
-def _ts_micros(text, with_zone):
-    moment = datetime.datetime.fromisoformat(text)
-    if with_zone:
-        moment = moment.astimezone(_UTC).replace(tzinfo=None)
-    return _naive_micros(moment)
-
-
-def _naive_micros(moment):
-    """Microseconds since PostgreSQL's epoch (2000-01-01 00:00) of a naive (UTC) datetime."""
-    days = moment.toordinal() - _PG_EPOCH_ORDINAL
-    return ((days * 86400 + moment.hour * 3600 + moment.minute * 60 + moment.second) * 1000000
-            + moment.microsecond)
-
-
-def make_binary_converter(tt, options=None):
-    """Converter producing one binary COPY field (length-prefixed), or raising ConversionError."""
-    options = options or Options()
-    base = tt.base
-    if tt.is_text:
-        limit = tt.length
-        replace = options.invalid_utf8 == "replace"
-
-        def conv_text(value):
-            if isinstance(value, bytes):
-                try:
-                    text = value.decode("utf-8")
-                except UnicodeDecodeError:
-                    if not replace:
-                        text = _decode(value, options)
-                    text = value.decode("utf-8", "replace")
-                    value = text.encode("utf-8")
-            else:
-                text = _text_of(value, options)
-                value = text.encode("utf-8")
-            if limit is not None and len(text) > limit:
-                raise ConversionError("%d characters exceed %s" % (len(text), tt.sql_type))
-            if b"\x00" in value:
-                raise ConversionError("contains a NUL character, which PostgreSQL text cannot store")
-            return _PACK_LEN(len(value)) + value
-
-        # short repeated values (tickers, regions, codes) are cached; long texts are not kept
-        return _cached(conv_text, _short_text)
-    text_conv = make_converter(tt, options)
-    if base == "float8":
-        def conv_f8(value):
-            out = text_conv(value)
-            return NULL_BINARY if out is None else PACK_FLOAT8(8, float(out))
-        return conv_f8
-    if base == "float4":
-        def conv_f4(value):
-            out = text_conv(value)
-            if out is None:
-                return NULL_BINARY
-            f = float(out)
-            if not math.isnan(f) and struct.unpack(">f", struct.pack(">f", f))[0] != f:
-                raise ConversionError("%s cannot be stored exactly in %s" % (out, tt.sql_type))
-            return _PACK_FLOAT4(4, f)
-        return conv_f4
-    if base in PACK_INT:
-        pack = PACK_INT[base]
-
-        def conv_int(value):
-            out = text_conv(value)
-            return NULL_BINARY if out is None else pack(INT_SIZE[base], int(out))
-        return conv_int
-    if base == "bool":
-        return _cached(lambda value: _none_or(text_conv(value), lambda out: _PACK_BOOL(1, 1 if out == "t" else 0)))
-    if base == "date":
-        return _cached(lambda value: _none_or(text_conv(value), lambda out: _PACK_DATE(
-            4, datetime.date.fromisoformat(out).toordinal() - _PG_EPOCH_ORDINAL)))
-    if base in ("timestamptz", "timestamp"):
-        zone = base == "timestamptz"
-
-        def conv_ts(value):
-            # 'YYYY-MM-DD HH:MM:SS' (or with T), naive and so UTC, is what SQLite's CURRENT_TIMESTAMP
-            # stores: parsed directly instead of regex, ISO text and parse again (several times
-            # faster; tables with a timestamp per row miss the cache on nearly every row).
-            # Anything else, or a value datetime refuses, takes the general path and its messages.
-            if value.__class__ is bytes and len(value) == 19 and _is_plain_timestamp(value):
-                try:
-                    return _PACK_TS(8, _naive_micros(datetime.datetime.fromisoformat(value.decode("ascii"))))
-                except ValueError:
-                    pass
-            return _none_or(text_conv(value), lambda out: _PACK_TS(8, _ts_micros(out, zone)))
-
-        return _cached(conv_ts)
-    if base in ("json", "jsonb"):
-        prefix = b"\x01" if base == "jsonb" else b""
-
-        def conv_json(value):
-            text = _text_of(value, options)
-            if not text.strip():
-                if options.empty_as_null:
-                    return NULL_BINARY
-                raise ConversionError("empty string is not valid %s" % tt.sql_type)
-            try:
-                json.loads(text)
-            except ValueError as exc:
-                raise ConversionError("invalid JSON: %s" % exc) from None
-            if "\x00" in text:
-                raise ConversionError("contains a NUL character")
-            data = prefix + text.encode("utf-8")
-            return _PACK_LEN(len(data)) + data
-        return conv_json
-    if base == "bytea":
-        def conv_bytea(value):
-            raw = value if isinstance(value, bytes) else _text_of(value, options).encode("utf-8")
-            return _PACK_LEN(len(raw)) + raw
-        return conv_bytea
-    raise ValueError("no binary COPY form for %s" % tt.sql_type)
-
-
-def _none_or(out, fn):
-    return NULL_BINARY if out is None else fn(out)
-
-
-def decode_binary_field(field, base):
-    """Readable text of one binary field (for messages); None for NULL."""
-    if field == NULL_BINARY:
-        return None
-    data = field[4:]
-    try:
-        if base in _TEXT_TYPES or base in ("json", "bytea"):
-            return data.decode("utf-8", "replace")
-        if base == "jsonb":
-            return data[1:].decode("utf-8", "replace")
-        if base == "float8":
-            return repr(struct.unpack(">d", data)[0])
-        if base == "float4":
-            return repr(struct.unpack(">f", data)[0])
-        if base in INT_SIZE:
-            return str(int.from_bytes(data, "big", signed=True))
-        if base == "bool":
-            return "true" if data == b"\x01" else "false"
-        if base == "date":
-            return datetime.date.fromordinal(struct.unpack(">i", data)[0] + _PG_EPOCH_ORDINAL).isoformat()
-        if base in ("timestamp", "timestamptz"):
-            micros = struct.unpack(">q", data)[0]
-            moment = datetime.datetime(2000, 1, 1) + datetime.timedelta(microseconds=micros)
-            return moment.isoformat(" ") + ("+00" if base == "timestamptz" else "")
-    except (struct.error, ValueError, OverflowError):
-        pass
-    return repr(data)
