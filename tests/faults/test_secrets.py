@@ -265,8 +265,12 @@ def test_role_passwords_stay_out_of_statistics_and_server_log(pg_server, tmp_pat
                 passwords["%s (%s)" % (key, attempt)] = secret
                 extra["quant_database_%s" % key] = name
                 extra["quant_database_%s_password" % key.replace("_user", "")] = secret
-            play = one_play([{"name": "Login roles", "ansible.builtin.include_role": {
-                "name": "quant_database", "tasks_from": "roles"}}], tmp_path, "roles")
+            # the connection as the role's entry point gives it (module_defaults, vars/main.yml)
+            play = one_play([{"name": "Connect as the role does", "module_defaults": {
+                "group/community.postgresql.all": "{{ __quant_database_connection }}"}, "block": [
+                    {"name": "Login roles", "ansible.builtin.include_role": {"name": "quant_database",
+                                                                             "tasks_from": "roles"}}]}],
+                            tmp_path, "roles")
             out = run_playbook(play, "-vvv", extra_vars=extra, env={"PGPASSWORD": pg_server.password}, timeout=300)
             runs.append(out)
             assert out.rc == 0, out.tail()
