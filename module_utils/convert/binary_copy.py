@@ -22,7 +22,7 @@ import json
 import math
 import struct
 
-from ansible.module_utils.convert.text_copy import make_converter, make_moment
+from ansible.module_utils.convert.text_copy import make_converter, make_moment, short_text
 from ansible.module_utils.convert.types import TEXT_TYPES, ConversionError, Options, decode_utf8, text_of
 
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
@@ -76,13 +76,7 @@ def split_record(record):
 
 # -- one field per target type ------------------------------------------------------------
 # Each builder takes (tt, options) and returns value -> field; NULL_BINARY for an empty
-# value the options turn into NULL. A converter with `cacheable` set is worth memoising
-# on the raw value (mapping/row_converter.py does it): its values repeat a lot (dates,
-# timestamps, tickers) and its output depends on the value alone.
-
-
-def _short_text(value):
-    return value.__class__ in (bytes, str) and len(value) <= 32
+# value the options turn into NULL. `cacheable` as in text_copy.py.
 
 
 def _text_field(tt, options):
@@ -108,7 +102,7 @@ def _text_field(tt, options):
         return _PACK_LEN(len(value)) + value
 
     # short repeated values (tickers, regions, codes); long texts are not worth keeping
-    conv.cacheable = _short_text
+    conv.cacheable = short_text
     return conv
 
 

@@ -131,6 +131,14 @@ def _number_text(text):
 
 
 # -- converters ---------------------------------------------------------------------
+# Each make_* returns value -> field (None for an empty value the options make NULL).
+# `cacheable` (True, or a predicate of the value) marks a converter whose output depends
+# on the value alone and whose values repeat: mapping/row_converter.py memoises it.
+
+
+def short_text(value):
+    """Worth remembering a text field of (tickers, regions, codes; long texts rarely repeat)."""
+    return value.__class__ in (bytes, str) and len(value) <= 32
 
 
 def make_text(tt, options):
@@ -152,6 +160,7 @@ def make_text(tt, options):
             return text
         return _ESCAPE_RE.sub(lambda m: _ESCAPES[m.group(0)], text)
 
+    conv.cacheable = short_text
     return conv
 
 
@@ -277,6 +286,7 @@ def make_bool(tt, options):
             return "f"
         raise ConversionError("not a boolean")
 
+    conv.cacheable = True
     return conv
 
 
@@ -344,6 +354,7 @@ def make_date(tt, options):
             return moment.date().isoformat()
         raise ConversionError("not a date (expected YYYY-MM-DD, YYYYMMDD, YYYY/MM/DD or epoch)")
 
+    conv.cacheable = True
     return conv
 
 
@@ -425,6 +436,7 @@ def make_timestamp(tt, options, with_zone):
             return moment.replace(tzinfo=None).isoformat(" ")
         return moment.isoformat(" ")
 
+    conv.cacheable = True
     return conv
 
 

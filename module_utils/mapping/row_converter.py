@@ -8,6 +8,7 @@ built once and kept, so the common cases need no Python frame per column:
 
 * NULL in a nullable column: ``{None: NULL}.get``;
 * a binary float8/int column holding a float/int (SQLite REAL, INTEGER): the packer;
+  any other column holding a number: its converter alone (a number is never empty);
 * a converter whose output depends on the value alone and whose values repeat
   (`cacheable`: tickers, dates, timestamps, booleans): a dict of the fields already
   seen, whose ``__getitem__`` is the function; a miss (``__missing__``) converts,
@@ -65,6 +66,9 @@ class _ColumnFunctions:
             if cacheable:
                 field = _FieldCache(field, cacheable).__getitem__
             fast = {} if pc.not_null else {type(None): {None: null}.get}
+            if not cacheable:
+                # a number is never an empty value: no NULL or NOT NULL check around the converter
+                fast[int] = fast[float] = pc.converter
             if plan.binary and not cacheable and pc.base == "float8":
                 fast[float] = partial(PACK_FLOAT8, 8)
             elif plan.binary and not cacheable and pc.base in PACK_INT:
