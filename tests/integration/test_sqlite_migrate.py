@@ -479,7 +479,7 @@ def test_role_runs_with_progress(pg_server, pg_db, target, tmp_path):
                                      "roles": [{"role": "sqlite_migration"}]}]))
     extra = {
         "sqlite_migration_db": pg_db, "sqlite_migration_login_unix_socket": str(pg_server.socket_dir),
-        "sqlite_migration_login_port": pg_server.port, "sqlite_migration_sample_path": str(tmp_path / "s.db"),
+        "sqlite_migration_port": pg_server.port, "sqlite_migration_sample_path": str(tmp_path / "s.db"),
         "sqlite_migration_sample_scale": 0.01, "sqlite_migration_rejects_path": str(tmp_path / "rejects.jsonl"),
         "sqlite_migration_batch_rows": 500, "sqlite_migration_poll_seconds": 1,
         "sqlite_migration_refresh_aggregates": False, "sqlite_migration_progress_polls": 5,
