@@ -55,6 +55,13 @@ def field_count(columns):
     return _PACK_COUNT(columns)
 
 
+def record_builder(columns):
+    """fields -> one row: the field count, then the fields (each already length-prefixed)."""
+    count = _PACK_COUNT(columns)
+    join = b"".join
+    return lambda fields: count + join(fields)
+
+
 def with_leading_bigint(record, value):
     """The record with one more field in front, a bigint (e.g. a rowid for a staging table)."""
     (count,) = struct.unpack(">h", record[:2])

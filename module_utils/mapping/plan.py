@@ -44,8 +44,8 @@ from ansible.module_utils.convert.binary_copy import (
     binary_supported,
     decode_binary_field,
     describe_binary_record,
-    field_count,
     make_binary_converter,
+    record_builder,
 )
 from ansible.module_utils.convert.text_copy import make_converter, unescape_copy_text
 from ansible.module_utils.convert.types import Options
@@ -128,11 +128,12 @@ class TablePlan:
         self.notes = []  # decisions worth showing (e.g. derived period ends)
         self.binary = False
 
-    def record(self, fields):
-        """One COPY row from its fields, in the table's format."""
+    def line_builder(self):
+        """fields -> one COPY row in the table's format."""
         if self.binary:
-            return self.field_count + b"".join(fields)
-        return "\t".join(fields) + "\n"
+            return record_builder(len(self.columns))
+        join = "\t".join
+        return lambda fields: join(fields) + "\n"
 
     def field_text(self, pos, field):
         """Readable text of one converted field (for messages)."""
@@ -297,8 +298,6 @@ def _compile_formats(plan, target, options):
         pc.text_converter = make_converter(tcol.type, options)
         pc.converter = make_binary_converter(tcol.type, options) if plan.binary else pc.text_converter
         pc.not_null = tcol.type.not_null
-    if plan.binary:
-        plan.field_count = field_count(len(plan.columns))
 
 
 def _check_required(plan, target, used_targets, src_cols):

@@ -112,7 +112,7 @@ class RowFeeder:
 
         Raises _Replaced at the end when update mode replaced a line already streamed."""
         convert_row = self.plan.convert_row
-        to_line = self._line_builder()
+        to_line = self.plan.line_builder()
         joiner = b"".join if self.plan.binary else "".join
         orphan = self._orphan if self.refs else None
         admit = self._admit if self.key_of is not None else None
@@ -152,15 +152,6 @@ class RowFeeder:
             raise _Replaced()
         if pending:
             yield joiner(pending)
-
-    def _line_builder(self):
-        """fields -> one COPY row in the plan's format."""
-        if self.plan.binary:
-            count = self.plan.field_count
-            join = b"".join
-            return lambda fields: count + join(fields)
-        join = "\t".join
-        return lambda fields: join(fields) + "\n"
 
     def _orphan(self, batch, rowid, fields):
         """True, after recording the reject, when a referenced key is not in its source table."""

@@ -14,6 +14,7 @@ from ansible.module_utils.convert.binary_copy import (
     describe_binary_record,
     field_count,
     make_binary_converter,
+    record_builder,
     split_record,
     with_leading_bigint,
 )
@@ -252,7 +253,8 @@ def test_binary_stream_framing():
     assert BINARY_HEADER == b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
     assert BINARY_TRAILER == b"\xff\xff"
     fields = [make_binary_converter(I4)(7), NULL_BINARY, make_binary_converter(TEXT)(b"AAA")]
-    record = field_count(3) + b"".join(fields)
+    record = record_builder(3)(fields)
+    assert record == field_count(3) + b"".join(fields)
     assert split_record(record) == fields
     assert describe_binary_record(record, ["int4", "float8", "text"]) == "7\tNULL\tAAA"
     staged = with_leading_bigint(record, 42)
