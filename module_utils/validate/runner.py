@@ -116,94 +116,151 @@ def _guard(ctx, name, category, severity, fn, *args, table=None):
         ctx.results.error(name, category, severity, exc, table)
 
 
+class _Resources:
+    """What run() opens and must close whatever happens: the connection, the SQLite source and the
+    child process fingerprinting it. Helpers store source and worker here as soon as they open them,
+    so an error raised right after still closes them."""
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.source = None
+        self.worker = None
+
+    def close(self):
+        if self.worker is not None:
+            self.worker.close()
+        self.conn.close()
+        if self.source is not None:
+            self.source.close()
+
+
 def run(params, check_mode=False):
     """Run the validation; returns the module result dict (without changed)."""
     started = time.monotonic()
-    timings = {}
     ctx = Context(params)
-    results = ctx.results
-    need_source = ctx.wants("reconciliation", "content")
-    source = None
     conn = connect(params)
     conn.set_session(readonly=True)
-    worker = None
+    res = _Resources(conn)
     try:
-        if need_source:
-            if not ctx.tables:
-                raise ValidationError("mapping: empty; reconciliation and content checks need the table mapping")
-            params = dict(params, src=params.get("src") or recorded_source(conn))
-            try:
-                source = open_source(params["src"], quick_check=False)
-            except SourceError as exc:
-                raise ValidationError(str(exc)) from None
-            try:  # SQLite tables outside the mapping: their legacy_schema copies, or listed as warnings
-                extend_validation(ctx, source)
-            except LegacyError as exc:
-                raise ValidationError("legacy tables: %s" % exc) from None
-        cur = conn.cursor()
-        cur.execute("SET TimeZone TO 'UTC'")
-        plans, targets = _plans(ctx, cur, source)
-        checkpoints = validate_data.load_checkpoints(cur) if need_source else None
-        jobs, rejects, duplicates = {}, {}, {}
-        for table, plan in plans.items():
-            cp = validate_data.checkpoint_for(checkpoints, table, plan.target_name)
-            rejects[table], duplicates[table] = validate_data.recorded_rowids(cur, cp, table, plan.target_name)
-            # recorded duplicates are left out and their kept rows checked against the rules; duplicates
-            # counted but not recorded by rowid are found again by the rules ("duplicates accounted" fails)
-            dedupe = bool(cp and (cp.get("duplicate_rows") or 0) > len(duplicates[table]))
-            latest = (plan.on_conflict or params.get("on_conflict") or "skip") == "update"
-            jobs[table] = TableJob(plan, targets[plan.target_name][1], rejects[table] + duplicates[table], dedupe,
-                                   latest_wins=latest, duplicates=duplicates[table])
-        conn.rollback()
-        if ctx.wants("content") and jobs:
-            worker = SourceFingerprints(params["src"], jobs.values(), parallel=params.get("parallel", True))
-        timings["setup"] = time.monotonic() - started
-        mark = time.monotonic()
-        if ctx.wants("reconciliation"):
-            for table, plan in plans.items():
-                cp = validate_data.checkpoint_for(checkpoints, table, plan.target_name)
-                recorded = sorted(set(rejects[table]) | set(duplicates[table]))
-                _guard(ctx, "row accounting %s" % table, "reconciliation", "critical",
-                       _reconcile, results, cur, source, plan, (cp, recorded), table=table)
-                _guard(ctx, "duplicates accounted %s" % table, "reconciliation", "critical", _duplicates_accounted,
-                       results, cur, jobs[table], (cp, duplicates[table], params["src"], targets[plan.target_name][1]),
-                       table=table)
-            conn.rollback()
-        timings["reconciliation"] = time.monotonic() - mark
-        mark = time.monotonic()
-        if worker is not None:
-            for job in jobs.values():
-                plan = plans[job.source_table]
-                try:
-                    validate_data.check_content(results, conn, job, plan, src_path=params["src"],
-                                                source_result=worker.get(job.source_table),
-                                                max_differences=params.get("max_differences") or 10)
-                except Exception as exc:
-                    _after_error(conn, exc)
-                    results.error("content %s" % job.source_table, "content", "critical", exc, job.source_table)
-        timings["content"] = time.monotonic() - mark
-        mark = time.monotonic()
-        _integrity_and_quality(ctx, cur, plans, targets)
-        timings["integrity_quality"] = time.monotonic() - mark
-        mark = time.monotonic()
-        if ctx.wants("timescaledb"):
-            _timescale(ctx, cur)
-        timings["timescaledb"] = time.monotonic() - mark
-        mark = time.monotonic()
-        if ctx.wants("health"):
-            pg_health.run_all(results, cur)
-        timings["health"] = time.monotonic() - mark
-        conn.rollback()
+        timings = _run_checks(ctx, params, res, started)
     except psycopg2.Error as exc:  # outside the guarded checks: only a lost connection is expected here
         if conn.closed:
             raise ValidationError(lost_connection(exc)) from None
         raise
     finally:
-        if worker is not None:
-            worker.close()
-        conn.close()
-        if source is not None:
-            source.close()
+        res.close()
+    out = _result(ctx, started, timings)
+    report_path = params.get("report_path")
+    if report_path and not check_mode:
+        write_report(report_path, out)
+        out["report_path"] = report_path
+    return out
+
+
+def _run_checks(ctx, params, res, started):
+    """Prepare every table's plan and accounting, start fingerprinting the SQLite side, then run the
+    check categories in order; returns the seconds each phase took."""
+    timings = {}
+    need_source = ctx.wants("reconciliation", "content")
+    if need_source:
+        params = _open_source(ctx, params, res)
+    cur = res.conn.cursor()
+    cur.execute("SET TimeZone TO 'UTC'")
+    plans, targets = _plans(ctx, cur, res.source)
+    checkpoints = validate_data.load_checkpoints(cur) if need_source else None
+    accounts = _accounts(cur, plans, targets, checkpoints, params.get("on_conflict"))
+    res.conn.rollback()
+    if ctx.wants("content") and accounts:
+        res.worker = SourceFingerprints(params["src"], [a.job for a in accounts.values()],
+                                        parallel=params.get("parallel", True))
+    timings["setup"] = time.monotonic() - started
+    _timed(timings, "reconciliation", _check_reconciliation, ctx, cur, res.source, accounts, params)
+    _timed(timings, "content", _check_content, ctx, res.conn, res.worker, accounts, params)
+    _timed(timings, "integrity_quality", _integrity_and_quality, ctx, cur, plans, targets)
+    _timed(timings, "timescaledb", _timescale, ctx, cur)
+    _timed(timings, "health", _health, ctx, cur)
+    res.conn.rollback()
+    return timings
+
+
+def _timed(timings, name, fn, *args):
+    mark = time.monotonic()
+    fn(*args)
+    timings[name] = time.monotonic() - mark
+
+
+def _open_source(ctx, params, res):
+    """Open the SQLite file (src, else the one the migration recorded) into res; returns params with src set."""
+    if not ctx.tables:
+        raise ValidationError("mapping: empty; reconciliation and content checks need the table mapping")
+    params = dict(params, src=params.get("src") or recorded_source(res.conn))
+    try:
+        res.source = open_source(params["src"], quick_check=False)
+    except SourceError as exc:
+        raise ValidationError(str(exc)) from None
+    try:  # SQLite tables outside the mapping: their legacy_schema copies, or listed as warnings
+        extend_validation(ctx, res.source)
+    except LegacyError as exc:
+        raise ValidationError("legacy tables: %s" % exc) from None
+    return params
+
+
+class _Account:
+    """One table as the migration accounted for it: plan, target, checkpoint, the rowids it recorded
+    as rejected and as duplicates, and the fingerprint job that leaves those rows out."""
+
+    def __init__(self, plan, target, *, checkpoint, rejects, duplicates, job):
+        self.plan = plan
+        self.target = target
+        self.checkpoint = checkpoint
+        self.rejects = rejects
+        self.duplicates = duplicates
+        self.job = job
+
+
+def _accounts(cur, plans, targets, checkpoints, on_conflict):
+    accounts = {}
+    for table, plan in plans.items():
+        cp = validate_data.checkpoint_for(checkpoints, table, plan.target_name)
+        rejects, duplicates = validate_data.recorded_rowids(cur, cp, table, plan.target_name)
+        # recorded duplicates are left out and their kept rows checked against the rules; duplicates
+        # counted but not recorded by rowid are found again by the rules ("duplicates accounted" fails)
+        dedupe = bool(cp and (cp.get("duplicate_rows") or 0) > len(duplicates))
+        latest = (plan.on_conflict or on_conflict or "skip") == "update"
+        target = targets[plan.target_name][1]
+        job = TableJob(plan, target, rejects + duplicates, dedupe, latest_wins=latest, duplicates=duplicates)
+        accounts[table] = _Account(plan, target, checkpoint=cp, rejects=rejects, duplicates=duplicates, job=job)
+    return accounts
+
+
+def _check_reconciliation(ctx, cur, source, accounts, params):
+    if not ctx.wants("reconciliation"):
+        return
+    for table, acc in accounts.items():
+        recorded = sorted(set(acc.rejects) | set(acc.duplicates))
+        _guard(ctx, "row accounting %s" % table, "reconciliation", "critical",
+               _reconcile, ctx.results, cur, source, acc.plan, (acc.checkpoint, recorded), table=table)
+        _guard(ctx, "duplicates accounted %s" % table, "reconciliation", "critical", _duplicates_accounted,
+               ctx.results, cur, acc.job, (acc.checkpoint, acc.duplicates, params["src"], acc.target), table=table)
+    cur.connection.rollback()
+
+
+def _check_content(ctx, conn, worker, accounts, params):
+    if worker is None:
+        return
+    for acc in accounts.values():
+        table = acc.job.source_table
+        try:
+            validate_data.check_content(ctx.results, conn, acc.job, acc.plan, src_path=params["src"],
+                                        source_result=worker.get(table),
+                                        max_differences=params.get("max_differences") or 10)
+        except Exception as exc:
+            _after_error(conn, exc)
+            ctx.results.error("content %s" % table, "content", "critical", exc, table)
+
+
+def _result(ctx, started, timings):
+    results = ctx.results
     out = {
         "checks": results.as_list(),
         "summary": results.summary(),
@@ -220,10 +277,6 @@ def run(params, check_mode=False):
         s = out["summary"]
         out["msg"] = "migration validation passed: %d passed, %d warnings, %d skipped, 0 critical failures" % (
             s["passed"], s["warnings"], s["skipped"])
-    report_path = params.get("report_path")
-    if report_path and not check_mode:
-        write_report(report_path, out)
-        out["report_path"] = report_path
     return out
 
 
@@ -292,6 +345,8 @@ def _integrity_and_quality(ctx, cur, plans, targets):
 
 
 def _timescale(ctx, cur):
+    if not ctx.wants("timescaledb"):
+        return
     results = ctx.results
     p = ctx.params
     version, license_ = timescale_health.edition(cur)
@@ -311,6 +366,11 @@ def _timescale(ctx, cur):
     _guard(ctx, "aggregates", "timescaledb", "critical", timescale_health.check_aggregates, results, cur, aggregates)
     _guard(ctx, "community features", "timescaledb", "warning", _community,
            results, cur, license_, aggregates, compression)
+
+
+def _health(ctx, cur):
+    if ctx.wants("health"):
+        pg_health.run_all(ctx.results, cur)
 
 
 def write_report(path, result):
