@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import time
 import uuid
@@ -96,6 +97,11 @@ def _table_result(plan, source_rows, copied, rejected, duplicates, seconds, stat
         "status": status,
         "rejects_sample": [],
     }
+
+
+# Where a table's load starts: its run id, the source rows already processed (after_rowid is the
+# last one's rowid) and their (copied, rejected, duplicates) counts; resumed when continuing one.
+_LoadStart = collections.namedtuple("_LoadStart", "run_id done_rows after_rowid base resumed")
 
 
 class Migration:
@@ -315,57 +321,97 @@ class Migration:
         cp = get_checkpoint(self.conn, name)
         source_rows = self.source.count(name)
         if cp and cp["status"] == "done" and cp["source_fingerprint"] == fingerprint:
-            self.rebuild_indexes(plan)
-            res = _table_result(plan, cp["source_rows"], cp["copied_rows"], cp["rejected_rows"], cp["duplicate_rows"],
-                                cp["seconds"], "skipped")
-            res["note"] = "already migrated from this source (run_id %s); truncate: true reloads it" % cp["run_id"]
-            res["run_id"] = cp["run_id"]
-            res["rejects_sample"] = self.sample_rejects(name, cp["run_id"])
-            self.result["tables"][name] = res
-            self.log("%s: already migrated, skipped" % name)
+            self.skip_migrated(plan, cp)
             return
-        resuming = False
-        if cp and cp["status"] == "running":
-            if not self.params.get("resume"):
-                raise MigrationError(
-                    "table %s has an interrupted load (run_id %s, %d of %d rows processed); rerun with resume: true "
-                    "to continue it or truncate: true to start over" % (
-                        name, cp["run_id"], cp["copied_rows"] + cp["rejected_rows"] + cp["duplicate_rows"],
-                        cp["source_rows"]), self.result)
-            if cp["source_fingerprint"] != fingerprint:
-                raise MigrationError(
-                    "table %s: the source file changed since the interrupted load (was %s, now %s); "
-                    "use truncate: true to start over" % (name, cp["source_fingerprint"], fingerprint), self.result)
-            resuming = True
+        interrupted = self.interrupted_load(name, cp, fingerprint)
         started = time.monotonic()
+        start = self.begin_load(plan, interrupted, fingerprint, source_rows)
+        self.result["changed"] = True
+        copied, rejected, duplicates = self.copy_rows(plan, start, source_rows)
+        seconds = time.monotonic() - started
+        self.finish_load(plan)
+        total_seconds = time.monotonic() - started
+        res = _table_result(plan, source_rows, copied, rejected, duplicates, total_seconds,
+                            "resumed" if start.resumed else "copied")
+        res["load_seconds"] = round(seconds, 3)
+        res["rejects_sample"] = self.sample_rejects(name, start.run_id)
+        res["run_id"] = start.run_id
+        if copied + rejected + duplicates != source_rows:
+            res["accounting_error"] = "copied + rejected + duplicates (%d) != source rows (%d)" % (
+                copied + rejected + duplicates, source_rows)
+        self.result["tables"][name] = res
+        self.log("%s: %d copied, %d rejected, %d duplicates in %.1fs" % (name, copied, rejected, duplicates,
+                                                                        total_seconds))
+
+    def skip_migrated(self, plan, cp):
+        """The table was already migrated from this very file: report that load instead (indexes it
+        dropped and did not rebuild are rebuilt)."""
+        name = plan.source_table
+        self.rebuild_indexes(plan)
+        res = _table_result(plan, cp["source_rows"], cp["copied_rows"], cp["rejected_rows"], cp["duplicate_rows"],
+                            cp["seconds"], "skipped")
+        res["note"] = "already migrated from this source (run_id %s); truncate: true reloads it" % cp["run_id"]
+        res["run_id"] = cp["run_id"]
+        res["rejects_sample"] = self.sample_rejects(name, cp["run_id"])
+        self.result["tables"][name] = res
+        self.log("%s: already migrated, skipped" % name)
+
+    def interrupted_load(self, name, cp, fingerprint):
+        """The checkpoint of an interrupted load to continue, or None to start afresh. An interrupted
+        load is continued only with resume: true and only from the same source file."""
+        if not (cp and cp["status"] == "running"):
+            return None
+        if not self.params.get("resume"):
+            raise MigrationError(
+                "table %s has an interrupted load (run_id %s, %d of %d rows processed); rerun with resume: true "
+                "to continue it or truncate: true to start over" % (
+                    name, cp["run_id"], cp["copied_rows"] + cp["rejected_rows"] + cp["duplicate_rows"],
+                    cp["source_rows"]), self.result)
+        if cp["source_fingerprint"] != fingerprint:
+            raise MigrationError(
+                "table %s: the source file changed since the interrupted load (was %s, now %s); "
+                "use truncate: true to start over" % (name, cp["source_fingerprint"], fingerprint), self.result)
+        return cp
+
+    def begin_load(self, plan, interrupted, fingerprint, source_rows):
+        """Where the rows start: after an interrupted load's last batch, or from the top with a new
+        checkpoint (and an empty target's droppable indexes dropped)."""
         with self.conn.cursor() as cur:
             cur.execute("SET synchronous_commit = off")
-            if resuming:
-                run_id = cp["run_id"]
-                done_rows = cp["copied_rows"] + cp["rejected_rows"] + cp["duplicate_rows"]
-                after_rowid = cp["last_rowid"]
+            if interrupted is not None:
+                cp = interrupted
                 base = (cp["copied_rows"], cp["rejected_rows"], cp["duplicate_rows"])
+                start = _LoadStart(cp["run_id"], sum(base), cp["last_rowid"], base, True)
             else:
-                run_id = self.run_id
-                done_rows, after_rowid, base = 0, None, (0, 0, 0)
-                start_checkpoint(cur, name, plan.target_display, self.params["src"], fingerprint, source_rows, run_id)
+                start = _LoadStart(self.run_id, 0, None, (0, 0, 0), False)
+                start_checkpoint(cur, plan.source_table, plan.target_display, self.params["src"], fingerprint,
+                                 source_rows, self.run_id)
                 if drops_indexes(self.params.get("drop_indexes", "auto"), plan) \
                         and not count_rows_exist(cur, plan.target):
-                    for idx_name, definition in droppable_indexes(cur, plan.target, plan.keys):
-                        remember_dropped_index(cur, name, idx_name, definition)
-                        cur.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(plan.target.schema, idx_name)))
-                        self.queries.append("DROP INDEX %s.%s" % (plan.target.schema, idx_name))
+                    self.drop_indexes(cur, plan)
             self.conn.commit()
-        self.result["changed"] = True
+        return start
+
+    def drop_indexes(self, cur, plan):
+        """Drop the target's droppable indexes for the load, remembered so rebuild_indexes recreates them."""
+        for idx_name, definition in droppable_indexes(cur, plan.target, plan.keys):
+            remember_dropped_index(cur, plan.source_table, idx_name, definition)
+            cur.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(plan.target.schema, idx_name)))
+            self.queries.append("DROP INDEX %s.%s" % (plan.target.schema, idx_name))
+
+    def copy_rows(self, plan, start, source_rows):
+        """Stream the source rows into the target batch by batch; returns (copied, rejected, duplicates),
+        counting the interrupted load's rows too."""
+        name = plan.source_table
         rows = self.source.iter_rows(name, plan.source_columns, plan.order_by,
-                                     after_rowid=None if plan.order_by else after_rowid,
-                                     skip=done_rows if plan.order_by else 0)
+                                     after_rowid=None if plan.order_by else start.after_rowid,
+                                     skip=start.done_rows if plan.order_by else 0)
         feeder = RowFeeder(plan, rows, plan.on_conflict or self.on_conflict)
-        writer = TableWriter(self.conn, plan, plan.on_conflict or self.on_conflict, run_id, self.queries)
+        writer = TableWriter(self.conn, plan, plan.on_conflict or self.on_conflict, start.run_id, self.queries)
         batch_rows = int(plan.batch_rows or self.params.get("batch_rows") or DEFAULT_BATCH_ROWS)
-        copied, rejected, duplicates = base
+        copied, rejected, duplicates = start.base
         self.log("%s: loading %d rows into %s%s" % (name, source_rows, plan.target_display,
-                                                   " (resuming after %d)" % done_rows if resuming else ""))
+                                                   " (resuming after %d)" % start.done_rows if start.resumed else ""))
         with paused_gc():
             while True:
                 batch = writer.write_batch(feeder, batch_rows, time.monotonic())
@@ -376,35 +422,31 @@ class Migration:
                 duplicates += batch.duplicates
                 if feeder.exhausted:
                     break
-        seconds = time.monotonic() - started
+        return copied, rejected, duplicates
+
+    def finish_load(self, plan):
+        """After the rows: the dropped indexes back, sequences past the loaded ids, the checkpoint done,
+        then ANALYZE (unless analyze: false)."""
         self.rebuild_indexes(plan)
         with self.conn.cursor() as cur:
             sync_sequences(cur, plan.target, self.queries)
-            finish_checkpoint(cur, name)
+            finish_checkpoint(cur, plan.source_table)
         self.conn.commit()
         if self.params.get("analyze", True):
-            old = self.conn.autocommit
-            self.conn.autocommit = True
-            try:
-                with self.conn.cursor() as cur:
-                    chunks = hypertable_chunks(cur, plan.target)
-                how = analyze_table(self.conn, self.params, plan.target, chunks)
-            finally:
-                self.conn.autocommit = old
-            self.queries.append("ANALYZE %s%s" % (plan.target_display, " (chunks on two connections)"
-                                                  if how == "parallel" else ""))
-        total_seconds = time.monotonic() - started
-        res = _table_result(plan, source_rows, copied, rejected, duplicates, total_seconds,
-                            "resumed" if resuming else "copied")
-        res["load_seconds"] = round(seconds, 3)
-        res["rejects_sample"] = self.sample_rejects(name, run_id)
-        res["run_id"] = run_id
-        if copied + rejected + duplicates != source_rows:
-            res["accounting_error"] = "copied + rejected + duplicates (%d) != source rows (%d)" % (
-                copied + rejected + duplicates, source_rows)
-        self.result["tables"][name] = res
-        self.log("%s: %d copied, %d rejected, %d duplicates in %.1fs" % (name, copied, rejected, duplicates,
-                                                                        total_seconds))
+            self.analyze(plan)
+
+    def analyze(self, plan):
+        """ANALYZE the loaded target in autocommit mode (analyze_table may spread its chunks over two connections)."""
+        old = self.conn.autocommit
+        self.conn.autocommit = True
+        try:
+            with self.conn.cursor() as cur:
+                chunks = hypertable_chunks(cur, plan.target)
+            how = analyze_table(self.conn, self.params, plan.target, chunks)
+        finally:
+            self.conn.autocommit = old
+        self.queries.append("ANALYZE %s%s" % (plan.target_display, " (chunks on two connections)"
+                                              if how == "parallel" else ""))
 
     def rebuild_indexes(self, plan):
         """Recreate the indexes dropped for the load (those still missing), then forget them."""
