@@ -75,10 +75,6 @@ PROJECT_DB_MODULES = {
 # Database variable of each client role: a nested include_role passes it with the connection.
 DATABASE_VAR = {"quant_database": "quant_database_name", "sqlite_migration": "sqlite_migration_db",
                 "migration_validation": "migration_validation_db", "pg_backup": "pg_backup_db"}
-# Task files another helper converts to module_defaults in the same change (issue 19, item 3:
-# they still spell the connection task by task). Remove each entry once converted.
-NOT_YET_CONVERTED = {"roles/sqlite_migration/tasks/poll.yml", "roles/sqlite_migration/tasks/aggregates.yml",
-                     "roles/pg_backup/tasks/rollback_remigrate.yml"}
 # community.postgresql modules that edit files and never connect.
 FILE_ONLY_MODULES = {"community.postgresql.postgresql_pg_hba"}
 TASK_LISTS = ("block", "rescue", "always")
@@ -191,8 +187,6 @@ def test_every_role_that_connects_depends_on_quant_common():
 def test_no_task_spells_the_connection():
     offenders = []
     for path in sorted([*ROLES.glob("*/tasks/*.yml"), *ROLES.glob("*/handlers/*.yml")]):
-        if str(path.relative_to(ROOT)) in NOT_YET_CONVERTED:
-            continue
         for task, _parents in walk(load_yaml(path)):
             module = db_module(task)
             if module and isinstance(task[module], dict) and CONNECTION_ARGS & set(task[module]):
@@ -260,8 +254,6 @@ def test_nested_roles_are_told_where_to_act():
     """An include_role of a connecting entry point passes the database and the connection."""
     roles = connecting_roles()
     for path in sorted(ROLES.glob("*/tasks/*.yml")):
-        if str(path.relative_to(ROOT)) in NOT_YET_CONVERTED:
-            continue
         for task, _parents in walk(load_yaml(path)):
             inc = role_includes(task)
             if not inc or inc[0] not in roles or inc[0] not in DATABASE_VAR:
