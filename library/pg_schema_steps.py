@@ -9,9 +9,12 @@ module: pg_schema_steps
 short_description: Apply numbered SQL schema steps once and detect edited ones
 description:
   - Applies each step of I(steps) that is not yet recorded in C(quant_meta.schema_steps), in step order,
-    each in its own transaction, and records its sha256 checksum.
-  - A recorded step whose SQL now hashes differently, or that is recorded under another name
+    each in its own transaction, and records the sha256 checksum of its statements (comment lines
+    and blank lines do not count, so correcting a step's comments is not an edit).
+  - A recorded step whose statements now hash differently, or that is recorded under another name
     (for example another TimescaleDB edition variant), is an error that names the step.
+  - A checksum recorded in an older form (the whole text's sha256, or one of the step's
+    I(earlier_checksums)) is accepted and re-recorded in the current form.
   - A session advisory lock serializes concurrent runs against the same database.
 extends_documentation_fragment: [quant_postgres]
 options:
@@ -34,6 +37,14 @@ options:
         description: The rendered SQL of the step.
         type: str
         required: true
+      earlier_checksums:
+        description:
+          - Checksums of earlier texts of this step that did the same thing, accepted for a database that
+            recorded one of them (the whole-text checksum of a version whose comments have changed since).
+            Say next to each why it is equivalent.
+        type: list
+        elements: str
+        default: []
   session_role:
     description:
       - Role to C(SET ROLE) to while applying, so the created objects belong to it.
@@ -72,6 +83,12 @@ pending:
   returned: always
   type: list
   elements: dict
+rerecorded:
+  description: Applied steps whose recorded checksum was in an older form and was replaced by the current one
+    (in check mode, would be).
+  returned: always
+  type: list
+  elements: dict
 recorded:
   description: Step numbers recorded in quant_meta.schema_steps after this run.
   returned: always
@@ -92,6 +109,7 @@ def main():
             step=dict(type="int", required=True),
             name=dict(type="str", required=True),
             sql=dict(type="str", required=True),
+            earlier_checksums=dict(type="list", elements="str", default=[]),
         )),
         session_role=dict(type="str"),
     )

@@ -23,7 +23,7 @@ def role_defaults():
 
 
 def render_steps(edition, version="2.19.3", **overrides):
-    """[{step, name, sql}] for an edition, as the role's schema.yml builds them."""
+    """[{step, name, sql, earlier_checksums}] for an edition, as the role's schema.yml builds them."""
     defaults = role_defaults()
     variables = {k: v for k, v in defaults.items() if not str(v).startswith("{{")}
     variables.update(overrides)
@@ -37,7 +37,8 @@ def render_steps(edition, version="2.19.3", **overrides):
     for item in CATALOG:
         name = item["name"] + ("_" + edition if item.get("per_edition") else "")
         sql = env.get_template("schema/%04d_%s.sql.j2" % (item["step"], name)).render(**variables)
-        steps.append({"step": item["step"], "name": name, "sql": sql})
+        steps.append({"step": item["step"], "name": name, "sql": sql,
+                      "earlier_checksums": item.get("earlier_checksums", [])})
     return steps
 
 

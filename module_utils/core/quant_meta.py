@@ -122,6 +122,27 @@ def create_schema_steps(cur):
     cur.execute(SCHEMA_STEPS_DDL)
 
 
+def recorded_schema_steps(cur):
+    """{step: (name, checksum)} of the applied schema steps; {} before the first step."""
+    cur.execute("SELECT to_regclass('quant_meta.schema_steps') IS NOT NULL")
+    if not cur.fetchone()[0]:
+        return {}
+    cur.execute("SELECT step, name, checksum FROM quant_meta.schema_steps")
+    return {row[0]: (row[1], row[2]) for row in cur.fetchall()}
+
+
+def record_schema_step(cur, step, name, checksum):
+    """Record an applied step, in the transaction that applied it."""
+    cur.execute("INSERT INTO quant_meta.schema_steps (step, name, checksum) VALUES (%s, %s, %s)",
+                (step, name, checksum))
+
+
+def rerecord_schema_step(cur, step, checksum):
+    """Replace an applied step's checksum by the current form of the same SQL (schema/steps.py
+    decides that it is the same). applied_at keeps the time the step ran."""
+    cur.execute("UPDATE quant_meta.schema_steps SET checksum = %s WHERE step = %s", (checksum, step))
+
+
 def acquire_lock(conn, lock_timeout=0):
     """Take the session-level advisory lock or raise LockBusy (after lock_timeout seconds).
 

@@ -1,12 +1,18 @@
 """Versioned schema steps: apply numbered SQL steps once, detect edited ones.
 
 Each step is {step: int, name: str, sql: str} (the SQL already rendered by
-the role). Applied steps are recorded in quant_meta.schema_steps with the
-sha256 of the rendered SQL. Rules:
+the role), optionally with earlier_checksums. Applied steps are recorded in
+quant_meta.schema_steps with the sha256 of the rendered SQL's statements:
+comment lines and blank lines do not count, so a step's explanation can be
+corrected without touching what it did. Rules:
 
 * a step whose number is recorded is never run again;
-* a recorded step whose rendered SQL now hashes differently was edited
-  after it was applied -> SchemaStepError naming it (fix forward with a new step);
+* a recorded step whose statements now hash differently was edited after it
+  was applied -> SchemaStepError naming it (fix forward with a new step);
+* a recorded checksum in an older form (the whole text's sha256, as releases
+  before the statement checksum recorded it, or one of the step's
+  earlier_checksums: texts known to do the same thing, like Liquibase's
+  validCheckSum) is accepted and re-recorded in the current form;
 * a recorded step under another name (e.g. 'aggregates_apache' vs
   'aggregates_community') means the variant changed, typically the
   TimescaleDB edition -> SchemaStepError saying so;
@@ -21,7 +27,13 @@ from __future__ import annotations
 import hashlib
 
 from ansible.module_utils.core.postgres import ConnectionFailure, connect, pgsql, quote_ident
-from ansible.module_utils.core.quant_meta import META_SCHEMA, create_schema_steps
+from ansible.module_utils.core.quant_meta import (
+    META_SCHEMA,
+    create_schema_steps,
+    record_schema_step,
+    recorded_schema_steps,
+    rerecord_schema_step,
+)
 
 # Arbitrary but fixed 64-bit key: "quant_meta.schema_steps" for pg_advisory_lock.
 LOCK_KEY = 0x71756D657461
@@ -31,8 +43,22 @@ class SchemaStepError(Exception):
     """A step list that cannot be applied safely; the message names the step."""
 
 
+def statements(sql):
+    """The SQL without whole-line `--` comments, trailing blanks and empty lines.
+
+    Only whole lines go: a `--` after code stays, and so would a line starting with
+    `--` inside a multi-line string literal (a step has none)."""
+    lines = (line.rstrip() for line in sql.splitlines())
+    return "\n".join(line for line in lines if line and not line.lstrip().startswith("--"))
+
+
 def checksum(sql):
-    """sha256 hex digest of the rendered SQL exactly as it would be executed."""
+    """sha256 hex digest of the step's statements (see statements())."""
+    return hashlib.sha256(statements(sql).encode("utf-8")).hexdigest()
+
+
+def text_checksum(sql):
+    """sha256 of the whole rendered text: the form recorded before statement checksums."""
     return hashlib.sha256(sql.encode("utf-8")).hexdigest()
 
 
@@ -44,6 +70,7 @@ def normalize_steps(steps):
             number = int(raw["step"])
             name = str(raw["name"]).strip()
             sql = raw["sql"]
+            earlier = [str(c).strip().lower() for c in raw.get("earlier_checksums") or []]
         except (KeyError, TypeError, ValueError):
             raise SchemaStepError("steps: every item needs an integer 'step', a 'name' and 'sql', got %r"
                                   % (raw,)) from None
@@ -52,7 +79,9 @@ def normalize_steps(steps):
         if number in seen:
             raise SchemaStepError("step %d is listed twice ('%s' and '%s')" % (number, seen[number], name))
         seen[number] = name
-        out.append({"step": number, "name": name, "sql": sql, "checksum": checksum(sql)})
+        digest = checksum(sql)
+        out.append({"step": number, "name": name, "sql": sql, "checksum": digest,
+                    "accepted": {digest, text_checksum(sql), *earlier}})
     return sorted(out, key=lambda s: s["step"])
 
 
@@ -70,7 +99,7 @@ def plan(desired, recorded):
                 "step %d was applied as '%s' but now renders as '%s': the step variant changed (for edition "
                 "steps this means the TimescaleDB edition changed); migrate with a new step instead"
                 % (number, name, step["name"]))
-        if step["checksum"] != digest:
+        if digest not in step["accepted"]:
             raise SchemaStepError(
                 "step %d '%s' was edited after it was applied (recorded checksum %s, rendered %s); revert the "
                 "change or add a new step that makes it" % (number, name, digest[:12], step["checksum"][:12]))
@@ -83,12 +112,9 @@ def plan(desired, recorded):
     return pending
 
 
-def _read_recorded(cur):
-    cur.execute("SELECT to_regclass('quant_meta.schema_steps') IS NOT NULL")
-    if not cur.fetchone()[0]:
-        return {}
-    cur.execute("SELECT step, name, checksum FROM quant_meta.schema_steps")
-    return {row[0]: (row[1], row[2]) for row in cur.fetchall()}
+def outdated(desired, recorded):
+    """Recorded steps whose checksum plan() accepted in an older form: to re-record."""
+    return [s for s in desired if s["step"] in recorded and recorded[s["step"]][1] != s["checksum"]]
 
 
 def _set_role(cur, session_role):
@@ -108,9 +134,14 @@ def apply_steps(conn, steps, check_mode=False, session_role=None):
     cur.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
     try:
         conn.autocommit = False
-        recorded = _read_recorded(cur)
+        recorded = recorded_schema_steps(cur)
         conn.rollback()
         pending = plan(desired, recorded)
+        rerecorded = [_brief(s) for s in outdated(desired, recorded)]
+        if rerecorded and not check_mode:
+            for step in rerecorded:
+                rerecord_schema_step(cur, step["step"], step["checksum"])
+            conn.commit()
         applied = []
         if not check_mode and pending:
             _set_role(cur, session_role)
@@ -121,8 +152,7 @@ def apply_steps(conn, steps, check_mode=False, session_role=None):
                     _set_role(cur, session_role)
                     cur.execute("SET LOCAL search_path = public")
                     cur.execute(step["sql"])
-                    cur.execute("INSERT INTO quant_meta.schema_steps (step, name, checksum) VALUES (%s, %s, %s)",
-                                (step["step"], step["name"], step["checksum"]))
+                    record_schema_step(cur, step["step"], step["name"], step["checksum"])
                     conn.commit()
                 except Exception as exc:
                     conn.rollback()
@@ -131,7 +161,8 @@ def apply_steps(conn, steps, check_mode=False, session_role=None):
                                           % (step["step"], step["name"], detail)) from None
                 applied.append(_brief(step))
         left = [] if not check_mode else [_brief(s) for s in pending]
-        return {"changed": bool(pending), "applied": applied, "pending": left,
+        return {"changed": bool(pending or rerecorded), "applied": applied, "pending": left,
+                "rerecorded": rerecorded,
                 "recorded": sorted(set(recorded) | {s["step"] for s in applied})}
     finally:
         conn.rollback()
@@ -147,7 +178,7 @@ def run(params, steps, check_mode=False, session_role=None):
         if check_mode and "does not exist" in str(exc):
             desired = normalize_steps(steps)
             return {"changed": bool(desired), "applied": [], "pending": [_brief(s) for s in desired],
-                    "recorded": [], "msg": "database does not exist yet; every step would be applied"}
+                    "rerecorded": [], "recorded": [], "msg": "database does not exist yet; every step would be applied"}
         raise
     try:
         return apply_steps(conn, steps, check_mode=check_mode, session_role=session_role)

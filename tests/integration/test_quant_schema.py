@@ -1,11 +1,12 @@
 """Apply the role's rendered Apache-edition schema steps to a real PostgreSQL + TimescaleDB."""
 
+import hashlib
 from datetime import date, timedelta
 
 import psycopg2
 import pytest
 from ansible.module_utils.mapping.derive import period_end
-from ansible.module_utils.schema.steps import SchemaStepError, run
+from ansible.module_utils.schema.steps import SchemaStepError, checksum, run
 from integration.test_rollback import Host, host_files_kept, ok
 from schema_render import grant_statements, render_steps
 
@@ -72,7 +73,24 @@ def test_apply_rerun_and_edit(pg_server, schema_db):
                         (7, "fundamentals_key", 64)]
 
     again = run(params, steps)
-    assert again == {"changed": False, "applied": [], "pending": [], "recorded": [1, 2, 3, 4, 5, 6, 7]}
+    assert again == {"changed": False, "applied": [], "pending": [], "rerecorded": [],
+                     "recorded": [1, 2, 3, 4, 5, 6, 7]}
+
+    # A database recorded by a release that hashed the whole text: accepted, re-recorded once.
+    with pg_server.connect(schema_db) as conn, conn.cursor() as cur:
+        cur.execute("UPDATE quant_meta.schema_steps SET checksum = %s WHERE step = 2",
+                    (hashlib.sha256(steps[1]["sql"].encode()).hexdigest(),))
+    assert [s["step"] for s in run(params, steps, check_mode=True)["rerecorded"]] == [2]
+    upgraded = run(params, steps)
+    assert upgraded["changed"] and [s["step"] for s in upgraded["rerecorded"]] == [2] and not upgraded["applied"]
+    assert query(pg_server, schema_db, "SELECT checksum FROM quant_meta.schema_steps WHERE step = 2") == [
+        (checksum(steps[1]["sql"]),)]
+    assert run(params, steps)["changed"] is False
+
+    # Comments are not what a step does: rewording them is not an edit.
+    reworded = [dict(s) for s in steps]
+    reworded[1]["sql"] = "-- reworded\n" + steps[1]["sql"]
+    assert run(params, reworded)["changed"] is False
 
     edited = [dict(s) for s in steps]
     edited[1]["sql"] += "\nCREATE INDEX idx_extra ON tickers (name);\n"

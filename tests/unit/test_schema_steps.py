@@ -3,7 +3,15 @@
 import hashlib
 
 import pytest
-from ansible.module_utils.schema.steps import SchemaStepError, checksum, normalize_steps, plan
+from ansible.module_utils.schema.steps import (
+    SchemaStepError,
+    checksum,
+    normalize_steps,
+    outdated,
+    plan,
+    statements,
+    text_checksum,
+)
 from schema_render import render_steps
 
 
@@ -15,9 +23,48 @@ def recorded(desired):
     return {s["step"]: (s["name"], s["checksum"]) for s in desired}
 
 
-def test_checksum_is_sha256_of_rendered_sql():
+def test_checksum_covers_the_statements_not_the_comments():
     assert checksum("SELECT 1;") == hashlib.sha256(b"SELECT 1;").hexdigest()
-    assert checksum("SELECT 1;") != checksum("SELECT 1; ")
+    commented = "-- Step 1: why\n\nSELECT 1;   \n  -- indented comment\n"
+    assert checksum(commented) == checksum("SELECT 1;")
+    assert statements("SELECT 1; -- kept\n") == "SELECT 1; -- kept"
+    assert checksum("SELECT 1;") != checksum("SELECT 2;")
+    assert text_checksum(commented) == hashlib.sha256(commented.encode()).hexdigest()
+
+
+def test_a_comment_only_edit_is_not_an_edit():
+    old = steps((1, "tables", "-- makes a\nCREATE TABLE a ()\n"))
+    reworded = steps((1, "tables", "-- makes table a (see module_utils/x.py)\nCREATE TABLE a ()\n"))
+    assert plan(reworded, recorded(old)) == []
+    assert outdated(reworded, recorded(old)) == []
+
+
+def test_a_whole_text_checksum_is_accepted_and_marked_for_re_recording():
+    sql = "-- makes a\nCREATE TABLE a ()\n"
+    desired = steps((1, "tables", sql))
+    legacy = {1: ("tables", hashlib.sha256(sql.encode()).hexdigest())}
+    assert plan(desired, legacy) == []
+    assert [s["step"] for s in outdated(desired, legacy)] == [1]
+
+
+def test_earlier_checksums_accept_a_known_older_text():
+    before = "-- see module_utils/old.py\nCREATE TABLE a ()\n"
+    now = "-- see module_utils/new.py\nCREATE TABLE a ()\n"
+    legacy = {1: ("tables", hashlib.sha256(before.encode()).hexdigest())}
+    with pytest.raises(SchemaStepError, match="step 1 'tables' was edited"):
+        plan(steps((1, "tables", now)), legacy)
+    known = normalize_steps([{"step": 1, "name": "tables", "sql": now,
+                              "earlier_checksums": [legacy[1][1].upper()]}])
+    assert plan(known, legacy) == []
+    assert [s["step"] for s in outdated(known, legacy)] == [1]
+
+
+def test_the_role_step_7_accepts_what_the_version_before_the_packages_recorded():
+    """Databases upgraded before 15930a9 recorded the whole text of step 7 with the old path."""
+    desired = normalize_steps(render_steps("apache"))
+    old_text = {7: ("fundamentals_key", "3254dbfa44e8ff260e7edbcd891c6889b59b2616981d88a7cf408d7b12c27766")}
+    rest = {s["step"]: (s["name"], s["checksum"]) for s in desired if s["step"] != 7}
+    assert plan(desired, {**rest, **old_text}) == []
 
 
 def test_steps_are_sorted_and_validated():
