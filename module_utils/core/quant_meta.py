@@ -122,6 +122,51 @@ def create_schema_steps(cur):
     cur.execute(SCHEMA_STEPS_DDL)
 
 
+def all_checkpoints(cur):
+    """{table_name: checkpoint dict} of every migrated table, or None before the first migration."""
+    if not checkpoints_exist(cur):
+        return None
+    cur.execute("SELECT table_name, source_path, source_rows, last_rowid, copied_rows, rejected_rows, "
+                "duplicate_rows, status, run_id FROM quant_meta.migration_checkpoints")
+    names = [d[0] for d in cur.description]
+    return {row[0]: dict(zip(names, row)) for row in cur.fetchall()}
+
+
+def recorded_source_paths(cur):
+    """The distinct SQLite paths the checkpoints record (sorted; [] before the first migration)."""
+    if not checkpoints_exist(cur):
+        return []
+    cur.execute("SELECT DISTINCT source_path FROM quant_meta.migration_checkpoints WHERE source_path IS NOT NULL "
+                "ORDER BY 1")
+    return [r[0] for r in cur.fetchall()]
+
+
+def recorded_rowids(cur, checkpoint, source_table, target_name):
+    """(rejected rowids, duplicate rowids) recorded in migration_rejects for the checkpoint's run.
+
+    The rowid column is ``source_rowid`` or ``rowid`` (the original contract's name; databases
+    migrated by it are still validated). A rowid recorded as both (a superseding row PostgreSQL
+    then refused) counts as rejected.
+    """
+    cur.execute("SELECT to_regclass('quant_meta.migration_rejects') IS NOT NULL")
+    if checkpoint is None or not cur.fetchone()[0]:
+        return [], []
+    cur.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = 'quant_meta' "
+                "AND table_name = 'migration_rejects' AND column_name IN ('source_rowid', 'rowid', 'kind')")
+    found = [r[0] for r in cur.fetchall()]
+    if "source_rowid" not in found and "rowid" not in found:
+        return [], []
+    col = sql.Identifier("source_rowid" if "source_rowid" in found else "rowid")
+    kind = sql.SQL("kind" if "kind" in found else "'reject'")
+    cur.execute(sql.SQL("SELECT DISTINCT {c}, {k} = 'duplicate' FROM quant_meta.migration_rejects "
+                          "WHERE table_name IN (%s, %s) AND run_id IS NOT DISTINCT FROM %s AND {c} IS NOT NULL")
+                .format(c=col, k=kind), (source_table, target_name, checkpoint.get("run_id")))
+    rejects, duplicates = set(), set()
+    for rowid, is_duplicate in cur.fetchall():
+        (duplicates if is_duplicate else rejects).add(rowid)
+    return sorted(rejects), sorted(duplicates - rejects)
+
+
 def recorded_schema_steps(cur):
     """{step: (name, checksum)} of the applied schema steps; {} before the first step."""
     cur.execute("SELECT to_regclass('quant_meta.schema_steps') IS NOT NULL")

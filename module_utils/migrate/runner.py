@@ -276,7 +276,7 @@ class Migration:
             self.write_rejects_file()
         except psycopg2.Error as exc:
             rollback_quietly(self.conn)
-            raise MigrationError("writing the rejects file from quant_meta.migration_rejects: %s"
+            raise MigrationError("reading quant_meta.migration_rejects for the rejects file: %s"
                                  % self.pg_error(exc), self.result) from None
 
     def stop_after(self, pos, failure):

@@ -41,50 +41,10 @@ def relation_exists(cur, qualified):
 # -- reconciliation ---------------------------------------------------------------------------
 
 
-def load_checkpoints(cur):
-    """{table_name: checkpoint dict} from quant_meta.migration_checkpoints, or None if absent."""
-    if not relation_exists(cur, "quant_meta.migration_checkpoints"):
-        return None
-    cur.execute("SELECT table_name, source_path, source_rows, last_rowid, copied_rows, rejected_rows, "
-                "duplicate_rows, status, run_id FROM quant_meta.migration_checkpoints")
-    names = [d[0] for d in cur.description]
-    return {row[0]: dict(zip(names, row)) for row in cur.fetchall()}
-
-
 def checkpoint_for(checkpoints, source_table, target_name):
     if not checkpoints:
         return None
     return checkpoints.get(source_table) or checkpoints.get(target_name)
-
-
-def rejected_rowids(cur, checkpoint, source_table, target_name):
-    """SQLite rowids the migration rejected or counted as duplicates for this table in the checkpoint's run."""
-    rejects, duplicates = recorded_rowids(cur, checkpoint, source_table, target_name)
-    return sorted(set(rejects) | set(duplicates))
-
-
-def recorded_rowids(cur, checkpoint, source_table, target_name):
-    """(rejected rowids, duplicate rowids) recorded in quant_meta.migration_rejects for the checkpoint's run.
-
-    The rowid column is ``source_rowid`` (migration_state.py) or ``rowid`` (the original contract).
-    A rowid recorded as both (a superseding row PostgreSQL then refused) counts as rejected.
-    """
-    if checkpoint is None or not relation_exists(cur, "quant_meta.migration_rejects"):
-        return [], []
-    cur.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = 'quant_meta' "
-                "AND table_name = 'migration_rejects' AND column_name IN ('source_rowid', 'rowid', 'kind')")
-    found = [r[0] for r in cur.fetchall()]
-    if "source_rowid" not in found and "rowid" not in found:
-        return [], []
-    col = sql.Identifier("source_rowid" if "source_rowid" in found else "rowid")
-    kind = sql.SQL("kind" if "kind" in found else "'reject'")
-    cur.execute(sql.SQL("SELECT DISTINCT {c}, {k} = 'duplicate' FROM quant_meta.migration_rejects "
-                        "WHERE table_name IN (%s, %s) AND run_id IS NOT DISTINCT FROM %s AND {c} IS NOT NULL")
-                .format(c=col, k=kind), (source_table, target_name, checkpoint.get("run_id")))
-    rejects, duplicates = set(), set()
-    for rowid, is_duplicate in cur.fetchall():
-        (duplicates if is_duplicate else rejects).add(rowid)
-    return sorted(rejects), sorted(duplicates - rejects)
 
 
 def check_reconciliation(results, cur, source, plan, *, checkpoint, rejects):

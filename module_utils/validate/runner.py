@@ -13,6 +13,7 @@ import time
 from ansible.module_utils.convert.types import Options
 from ansible.module_utils.core.atomic_file import atomic_text_file
 from ansible.module_utils.core.postgres import connect, rollback_quietly
+from ansible.module_utils.core.quant_meta import all_checkpoints, recorded_rowids, recorded_source_paths
 from ansible.module_utils.core.sqlite_source import SourceError, open_source
 from ansible.module_utils.mapping.legacy import LegacyError, extend_validation
 from ansible.module_utils.mapping.plan import MappingError, SourceTableMissing, build_plan, table_order
@@ -167,7 +168,7 @@ def _run_checks(ctx, params, res, started):
     cur = res.conn.cursor()
     cur.execute("SET TimeZone TO 'UTC'")
     plans, targets = _plans(ctx, cur, res.source)
-    checkpoints = validate_data.load_checkpoints(cur) if need_source else None
+    checkpoints = all_checkpoints(cur) if need_source else None
     accounts = _accounts(cur, plans, targets, checkpoints, params.get("on_conflict"))
     res.conn.rollback()
     if ctx.wants("content") and accounts:
@@ -222,7 +223,7 @@ def _accounts(cur, plans, targets, checkpoints, on_conflict):
     accounts = {}
     for table, plan in plans.items():
         cp = validate_data.checkpoint_for(checkpoints, table, plan.target_name)
-        rejects, duplicates = validate_data.recorded_rowids(cur, cp, table, plan.target_name)
+        rejects, duplicates = recorded_rowids(cur, cp, table, plan.target_name)
         # recorded duplicates are left out and their kept rows checked against the rules; duplicates
         # counted but not recorded by rowid are found again by the rules ("duplicates accounted" fails)
         dedupe = bool(cp and (cp.get("duplicate_rows") or 0) > len(duplicates))
@@ -303,15 +304,10 @@ def _community(results, cur, license_, aggregates, compression):
 
 def recorded_source(conn):
     """The SQLite path the migration recorded in its checkpoints (used when src is not given)."""
-    cur = conn.cursor()
-    cur.execute("SELECT to_regclass('quant_meta.migration_checkpoints') IS NOT NULL")
-    paths = []
-    if cur.fetchone()[0]:
-        cur.execute("SELECT DISTINCT source_path FROM quant_meta.migration_checkpoints WHERE source_path IS NOT NULL")
-        paths = [r[0] for r in cur.fetchall()]
+    paths = recorded_source_paths(conn.cursor())
     conn.rollback()
     if len(paths) != 1:
-        found = "no source path" if not paths else "several: %s" % ", ".join(sorted(paths))
+        found = "no source path" if not paths else "several: %s" % ", ".join(paths)
         raise ValidationError("src: not given and quant_meta.migration_checkpoints records %s; "
                               "set src to the SQLite file" % found)
     return paths[0]

@@ -22,3 +22,11 @@ def test_no_task_holds_sql_over_quant_meta():
     found = ["%s: %s" % (p.relative_to(ROOT), m.group(0)) for p in sorted(ROOT.glob("roles/*/tasks/**/*.yml"))
              for m in SQL_OVER_QUANT_META.finditer(p.read_text())]
     assert found == [], "tasks with SQL over quant_meta (use the module quant_meta): %s" % found
+
+
+def test_module_utils_reaches_quant_meta_through_core():
+    """The migration, validation and schema code call core/quant_meta.py; none has its own queries."""
+    found = ["%s: %s" % (p.relative_to(ROOT), m.group(0)) for folder in ("module_utils", "library")
+             for p in sorted((ROOT / folder).rglob("*.py")) if p.parent.name != "core"
+             for m in SQL_OVER_QUANT_META.finditer(p.read_text())]
+    assert found == [], "SQL over quant_meta outside module_utils/core/: %s" % found
