@@ -3,7 +3,7 @@
 Normalization (one definition, used for the SQLite source and for PostgreSQL):
 
 * SQLite side: every value goes through the migration's own pipeline
-  (mapping transforms, derive lookups, ``value_convert`` converter for the
+  (mapping transforms, derive lookups, the text COPY converter (convert/text_copy.py) for the
   TARGET column type), whose output is COPY text; ``from_copy_text`` turns that
   text into a canonical Python value.
 * PostgreSQL side: values are read back with psycopg2 (session TimeZone UTC)
@@ -139,7 +139,7 @@ def _unescape_copy(text):
 
 
 def from_copy_text(text, kind):
-    """Canonical value of one COPY text field produced by value_convert (None/\\N = NULL)."""
+    """Canonical value of one COPY text field produced by convert/text_copy.py (None/\\N = NULL)."""
     if text is None or text == NULL_TEXT:
         return None
     if kind == "float":

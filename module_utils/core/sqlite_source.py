@@ -7,7 +7,7 @@
   <order_by>, rowid`` for hypertables), a ``fetchmany`` page at a time, so a
   table is never held in memory.
 * TEXT arrives as bytes (``text_factory=bytes``) so invalid UTF-8 is detected
-  per value by value_convert instead of aborting the whole cursor.
+  per value by the converters (convert/) instead of aborting the whole cursor.
 """
 
 from __future__ import annotations

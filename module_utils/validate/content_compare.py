@@ -1,7 +1,7 @@
 """Stream a table from SQLite and from PostgreSQL into fingerprints, and explain differences.
 
-The SQLite side reuses the migration's compiled plan (module_utils.migration_mapping:
-renames, transforms, derive lookups and the value_convert converter of each
+The SQLite side reuses the migration's compiled plan (module_utils/mapping/plan.py:
+renames, transforms, derive lookups and the row converter (mapping/row_converter.py) of each
 target column), so both sides are normalized exactly as the migration wrote
 them. Rows the migration rejected or counted as duplicates (quant_meta.migration_rejects)
 are left out, and the duplicates are checked against the migration's rules in the
