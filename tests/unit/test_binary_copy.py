@@ -19,18 +19,8 @@ from ansible.module_utils.convert.binary_copy import (
     with_leading_bigint,
 )
 from ansible.module_utils.convert.text_copy import convert
-from ansible.module_utils.convert.types import ConversionError, TargetType
-
-TEXT = TargetType("text")
-F8 = TargetType("float8", "double precision")
-I4 = TargetType("int4", "integer")
-I8 = TargetType("int8", "bigint")
-I2 = TargetType("int2", "smallint")
-BOOL = TargetType("bool", "boolean")
-DATE = TargetType("date")
-TSTZ = TargetType("timestamptz", "timestamp with time zone")
-TS = TargetType("timestamp", "timestamp without time zone")
-
+from ansible.module_utils.convert.types import ConversionError
+from copy_types import BOOL, DATE, F8, I4, TEXT, TS, TSTZ
 
 # -- binary COPY fields ----------------------------------------------------------------------
 

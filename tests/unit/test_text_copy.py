@@ -5,16 +5,7 @@ from __future__ import annotations
 import pytest
 from ansible.module_utils.convert.text_copy import convert, escape_copy_text, unescape_copy_text
 from ansible.module_utils.convert.types import ConversionError, Options, TargetType
-
-TEXT = TargetType("text")
-F8 = TargetType("float8", "double precision")
-I4 = TargetType("int4", "integer")
-I8 = TargetType("int8", "bigint")
-I2 = TargetType("int2", "smallint")
-BOOL = TargetType("bool", "boolean")
-DATE = TargetType("date")
-TSTZ = TargetType("timestamptz", "timestamp with time zone")
-TS = TargetType("timestamp", "timestamp without time zone")
+from copy_types import BOOL, DATE, F8, I2, I4, I8, TEXT, TS, TSTZ
 
 
 def rejects(value, tt, options=None):
