@@ -37,12 +37,16 @@ stage_provision() {
 }
 stage_integration() { pytest -q -p no:cacheprovider -m integration tests/integration; }
 stage_faults() { scripts/test-faults; }
+# run_stage calls a stage inside `if !`, where bash ignores set -e: a stage of several
+# commands says `|| return` after each, or only its last command would count.
 stage_molecule() {
-  scripts/build-images.sh bookworm trixie
+  scripts/build-images.sh bookworm trixie || return
+  local s failed=()
   for s in $scenarios; do
     echo "--- molecule scenario $s"
-    molecule test -s "$s"
+    molecule test -s "$s" || failed+=("$s")
   done
+  [ ${#failed[@]} -eq 0 ] || { echo "molecule scenarios failed: ${failed[*]}"; return 1; }
 }
 
 # What a later stage needs from an earlier one, and how to tell it is done here.
