@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build the Debian base images molecule uses (no registry serves images here).
+# Build the Debian base images molecule uses (no registry serves images here),
+# and make the build caches the scenarios share.
 # Each image is a debootstrap'ed rootfs with python3 and systemd, imported into
 # podman as localhost/quant-<suite>. Existing images are reused unless --force.
 set -euo pipefail
@@ -42,3 +43,7 @@ build() {
 }
 
 for s in "${suites[@]}"; do build "$s"; done
+
+# Build caches the scenarios mount (molecule/community: TimescaleDB's build tree),
+# kept between runs so a scenario compiles only once per machine.
+mkdir -p /var/cache/quant-molecule/timescaledb-community

@@ -54,15 +54,46 @@ def compatibility_problem(ts_version, pg_version):
     return ""
 
 
+# What each install gives (SHOW timescaledb.license): Timescale's packages and upstream's
+# source (tsl/ included) the Community edition; Debian's package and source package the
+# Apache-2 edition (Debian strips tsl/). A local tarball is taken as upstream's; without
+# tsl/ the build falls back to Apache and the role's verification says so.
+EDITIONS = {"official": "timescale", "distro": "apache", "upstream": "timescale", "debian": "apache",
+            "local": "timescale"}
+
+
 def choose_install_method(requested, *, official_reachable=False, distro_available=False,
-                          upstream_reachable=False, source_origin="upstream", local_tarball=""):
+                          upstream_reachable=False, source_origin="upstream", local_tarball="",
+                          require_community=False):
     """Pick how to install TimescaleDB and say why.
 
     auto: the official repository when it answers, else the distribution's
     package when it carries one for this PostgreSQL major, else a source
     build (upstream archive when reachable, else Debian's source package).
-    Returns {"method", "origin", "reason"}; origin is only set for source.
+    With require_community, auto skips the Apache-only choices and an explicit
+    Apache-only choice is an error. Returns {"method", "origin", "edition", "reason"};
+    origin is only set for source.
     """
+    choice = _choose(requested, official_reachable=official_reachable, distro_available=distro_available,
+                     upstream_reachable=upstream_reachable, source_origin=source_origin,
+                     local_tarball=local_tarball, require_community=require_community)
+    choice["edition"] = EDITIONS[choice["origin"] or choice["method"]]
+    if require_community and choice["edition"] != "timescale":
+        raise ValueError(
+            "timescaledb_require_community is true, but %s gives the Apache-2 edition (no compression or "
+            "continuous aggregates): use Timescale's packages (official), or a source build from upstream or a "
+            "local upstream tarball (timescaledb_source_origin=upstream|local)" % _describe(choice))
+    return choice
+
+
+def _describe(choice):
+    if choice["method"] == "source":
+        return "a source build from the %s origin" % choice["origin"]
+    return "the %s install method" % choice["method"]
+
+
+def _choose(requested, *, official_reachable, distro_available, upstream_reachable, source_origin, local_tarball,
+            require_community):
     if requested not in METHODS:
         raise ValueError("unknown timescaledb_install_method '%s': choose one of %s"
                          % (requested, ", ".join(METHODS)))
@@ -80,7 +111,7 @@ def choose_install_method(requested, *, official_reachable=False, distro_availab
         return {"method": requested, "origin": None, "reason": "requested (timescaledb_install_method=%s)" % requested}
     if official_reachable:
         return {"method": "official", "origin": None, "reason": "auto: the official Timescale repository answered"}
-    if distro_available:
+    if distro_available and not require_community:
         return {"method": "distro", "origin": None,
                 "reason": "auto: the official repository did not answer; the distribution carries a package"}
     if source_origin == "local":

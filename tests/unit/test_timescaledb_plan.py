@@ -76,7 +76,7 @@ def test_explicit_methods():
     assert choose_install_method("official")["method"] == "official"
     assert choose_install_method("distro", distro_available=True)["method"] == "distro"
     assert choose_install_method("source", source_origin="debian") == {
-        "method": "source", "origin": "debian", "reason": "requested (timescaledb_install_method=source)"}
+        "method": "source", "origin": "debian", "edition": "apache", "reason": "requested (timescaledb_install_method=source)"}
 
 
 @pytest.mark.parametrize(("kwargs", "fragment"), [
@@ -87,3 +87,34 @@ def test_explicit_methods():
 def test_bad_choices(kwargs, fragment):
     with pytest.raises(ValueError, match=fragment):
         choose_install_method(**kwargs)
+
+
+@pytest.mark.parametrize(("kwargs", "method", "origin", "edition"), [
+    ({"official_reachable": True}, "official", None, "timescale"),
+    ({"distro_available": True}, "distro", None, "apache"),
+    ({"upstream_reachable": True}, "source", "upstream", "timescale"),
+    ({}, "source", "debian", "apache"),
+    ({"local_tarball": "/srv/timescaledb-2.19.3.tar.gz"}, "source", "local", "timescale"),
+])
+def test_the_choice_says_which_edition_it_gives(kwargs, method, origin, edition):
+    out = choose_install_method("auto", **kwargs)
+    assert (out["method"], out["origin"], out["edition"]) == (method, origin, edition)
+
+
+def test_require_community_passes_over_the_distribution_package_in_auto():
+    out = choose_install_method("auto", distro_available=True, upstream_reachable=True, require_community=True)
+    assert (out["method"], out["origin"], out["edition"]) == ("source", "upstream", "timescale")
+    local = choose_install_method("source", source_origin="local", local_tarball="/v/ts.tar.gz",
+                                  require_community=True)
+    assert (local["origin"], local["edition"]) == ("local", "timescale")
+
+
+@pytest.mark.parametrize(("requested", "kwargs", "named"), [
+    ("auto", {"distro_available": True}, "a source build from the debian origin"),
+    ("source", {"source_origin": "debian"}, "a source build from the debian origin"),
+    ("distro", {"distro_available": True}, "the distro install method"),
+])
+def test_require_community_refuses_an_apache_only_choice_before_installing(requested, kwargs, named):
+    with pytest.raises(ValueError, match="timescaledb_require_community is true, but %s gives the Apache-2 "
+                       "edition" % named):
+        choose_install_method(requested, require_community=True, **kwargs)
