@@ -76,7 +76,8 @@ def test_explicit_methods():
     assert choose_install_method("official")["method"] == "official"
     assert choose_install_method("distro", distro_available=True)["method"] == "distro"
     assert choose_install_method("source", source_origin="debian") == {
-        "method": "source", "origin": "debian", "edition": "apache", "reason": "requested (timescaledb_install_method=source)"}
+        "method": "source", "origin": "debian", "edition": "apache",
+        "reason": "requested (timescaledb_install_method=source)"}
 
 
 @pytest.mark.parametrize(("kwargs", "fragment"), [
