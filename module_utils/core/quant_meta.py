@@ -159,7 +159,7 @@ def recorded_rowids(cur, checkpoint, source_table, target_name):
     col = sql.Identifier("source_rowid" if "source_rowid" in found else "rowid")
     kind = sql.SQL("kind" if "kind" in found else "'reject'")
     cur.execute(sql.SQL("SELECT DISTINCT {c}, {k} = 'duplicate' FROM quant_meta.migration_rejects "
-                          "WHERE table_name IN (%s, %s) AND run_id IS NOT DISTINCT FROM %s AND {c} IS NOT NULL")
+                        "WHERE table_name IN (%s, %s) AND run_id IS NOT DISTINCT FROM %s AND {c} IS NOT NULL")
                 .format(c=col, k=kind), (source_table, target_name, checkpoint.get("run_id")))
     rejects, duplicates = set(), set()
     for rowid, is_duplicate in cur.fetchall():
