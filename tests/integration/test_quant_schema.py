@@ -1,12 +1,11 @@
 """Apply the role's rendered Apache-edition schema steps to a real PostgreSQL + TimescaleDB."""
 
-import hashlib
 from datetime import date, timedelta
 
 import psycopg2
 import pytest
 from ansible.module_utils.mapping.derive import period_end
-from ansible.module_utils.schema.steps import SchemaStepError, checksum, run
+from ansible.module_utils.schema.steps import SchemaStepError, checksum, run, text_checksum
 from integration.test_rollback import Host, host_files_kept, ok
 from schema_render import grant_statements, render_steps
 
@@ -79,7 +78,7 @@ def test_apply_rerun_and_edit(pg_server, schema_db):
     # A database recorded by a release that hashed the whole text: accepted, re-recorded once.
     with pg_server.connect(schema_db) as conn, conn.cursor() as cur:
         cur.execute("UPDATE quant_meta.schema_steps SET checksum = %s WHERE step = 2",
-                    (hashlib.sha256(steps[1]["sql"].encode()).hexdigest(),))
+                    (text_checksum(steps[1]["sql"]),))
     assert [s["step"] for s in run(params, steps, check_mode=True)["rerecorded"]] == [2]
     upgraded = run(params, steps)
     assert upgraded["changed"] and [s["step"] for s in upgraded["rerecorded"]] == [2] and not upgraded["applied"]

@@ -34,13 +34,13 @@ def tree(tmp_path):
                 "case \" $FAIL_SCENARIOS \" in *\" $3 \"*) exit 1 ;; esac\n")
     for tool in ("pytest", "ansible-playbook"):
         _executable(tmp_path / ".venv" / "bin" / tool, "#!/bin/sh\nexit 0\n")
+    _executable(tmp_path / "scripts" / "bootstrap.sh", "#!/bin/sh\nexit 0\n")
     return tmp_path
 
 
 def run(tree, fail):
     calls = tree / "calls"
     env = dict(os.environ, STAGES="bootstrap molecule", FAIL_SCENARIOS=fail, CALLS=str(calls))
-    _executable(tree / "scripts" / "bootstrap.sh", "#!/bin/sh\nexit 0\n")
     done = subprocess.run(["bash", str(tree / "scripts" / "test.sh")], env=env, capture_output=True, text=True,
                           timeout=60, check=False)
     return done, calls.read_text().split("\n")[:-1]
