@@ -118,7 +118,7 @@ def test_backup_writes_dump_checksum_and_manifest(pg_server, quant_db, backup_di
     assert manifest["row_counts"]["ohlcv_data"] == 3 * 366 and manifest["row_counts"]["tickers"] == 3
     assert len(manifest["row_counts"]) == 12
     assert manifest["started_at"] <= manifest["finished_at"]
-    assert manifest["format"] == 3 and manifest["safety"] is False and manifest["snapshot"]
+    assert manifest["format"] == 4 and manifest["safety"] is False and manifest["snapshot"]
     # fingerprints of every table, the same the `counts` command computes on the live database
     now = json.loads(script(pg_server, quant_db, backup_dir, "counts").stdout)
     assert manifest["fingerprints"] == now["fingerprints"] and manifest["row_counts"] == now["row_counts"]

@@ -193,3 +193,52 @@ def test_check_sqlite(tmp_path, capsys):
     (tmp_path / "garbage.db").write_bytes(b"not a database" * 100)
     assert qb.main(["check-sqlite", str(tmp_path / "garbage.db")]) == 2
     assert "cannot be read" in capsys.readouterr().err
+
+
+# --- restore: the all-NULL block filter (TimescaleDB 2.19, upstream issue 8893) ---------
+def test_copy_header_parses_quoted_names_and_columns():
+    line = b'COPY _timescaledb_internal.compress_hyper_6_20_chunk (ticker, "date", "we""ird", ma20) FROM stdin;\n'
+    assert qb.parse_copy_header(line) == ("_timescaledb_internal", "compress_hyper_6_20_chunk",
+                                          ["ticker", "date", 'we"ird', "ma20"])
+    assert qb.parse_copy_header(b'COPY "odd schema"."T" (a) FROM stdin;') == ("odd schema", "T", ["a"])
+    assert qb.parse_copy_header(b"SELECT 1;\n") is None
+
+
+def test_split_toc_separates_the_data_of_the_named_tables_only():
+    lines = [";", "; Archive created at 2026-12-04", "4013; 0 17543 TABLE DATA _timescaledb_internal "
+             "compress_hyper_6_20_chunk postgres", "4014; 0 17500 TABLE DATA public ohlcv_data postgres",
+             "310; 1259 17543 TABLE _timescaledb_internal compress_hyper_6_20_chunk postgres"]
+    rest, only = qb.split_toc(lines, {("_timescaledb_internal", "compress_hyper_6_20_chunk")})
+    assert only == [lines[2]]
+    assert rest == [lines[0], lines[1], lines[3], lines[4]]  # its CREATE TABLE stays in the rest
+
+
+def test_null_block_filter_rewrites_only_compressed_columns_of_listed_tables():
+    columns = {("_timescaledb_internal", "compress_hyper_6_20_chunk"): {"ma20", "ma200"}}
+    script = [b"SET statement_timeout = 0;\n",
+              b"COPY _timescaledb_internal.compress_hyper_6_20_chunk (ticker, _ts_meta_count, ma20, ma200) "
+              b"FROM stdin;\n",
+              b"Bg==\t1000\tBg==\tAwA1\n",  # a ticker literally named Bg== stays
+              b"AAPL\t1000\tAwA2\tBg==\n",
+              b"\\.\n",
+              b"COPY public.tickers (ticker, ma20) FROM stdin;\n",
+              b"Bg==\tBg==\n",  # not a compressed chunk: untouched
+              b"\\.\n"]
+    rewrite = qb.NullBlockFilter(columns)
+    out = [rewrite.line(line) for line in script]
+    assert out[2] == b"Bg==\t1000\t\\N\tAwA1\n"
+    assert out[3] == b"AAPL\t1000\tAwA2\t\\N\n"
+    assert out[6] == b"Bg==\tBg==\n"
+    assert [o for i, o in enumerate(out) if i not in (2, 3)] == [s for i, s in enumerate(script) if i not in (2, 3)]
+    assert rewrite.rewritten == 2
+
+
+def test_restore_takes_pg_restore_options_after_the_dump():
+    args = qb.parser().parse_args(["restore", "x.dump", "--", "--jobs=2", "--no-owner"])
+    assert (args.dump, args.options) == ("x.dump", ["--jobs=2", "--no-owner"])
+    assert qb.parser().parse_args(["restore", "x.dump"]).options == []
+
+
+def test_restore_of_a_missing_dump_names_it(tmp_path, capsys):
+    assert qb.main(["--dir", str(tmp_path), "restore", "nope.dump"]) == 2
+    assert "nope.dump does not exist" in capsys.readouterr().err

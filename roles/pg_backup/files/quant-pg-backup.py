@@ -17,6 +17,14 @@ with exit status 2):
   counts        the current row count and fingerprint of every data table of --db
   compare MANIFEST   current row counts and fingerprints against the manifest's
   check-sqlite FILE  open FILE read-only: PRAGMA quick_check and its row counts
+  restore DUMP [PG_RESTORE_OPTION...]  load DUMP into --db, which the caller has
+                created with the extension at the dump's version and put in
+                restore mode (timescaledb_pre_restore). pg_restore runs section
+                by section; when this server's TimescaleDB cannot read back its
+                own all-NULL column blocks of compressed chunks (2.19: upstream
+                issue 8893), those chunks' data passes through a filter that
+                writes each such block as SQL NULL, which decompresses to the
+                same all-NULL batch
 
 Only files named <db>-YYYYmmddTHHMMSSZ.dump (and their companions) are ever
 deleted. Standard library only: runs with the host's python3; talks to the
@@ -59,8 +67,20 @@ TABLES_SQL = ("SELECT n.nspname || chr(31) || c.relname FROM pg_class c "
               "AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass "
               "AND d.objid = c.oid AND d.deptype = 'e') "
               "ORDER BY n.nspname <> 'public', n.nspname, c.relname")
-# Manifest format 3 covers every schema above; format 2 (and 1) covered only public.
-MANIFEST_FORMAT = 3
+# Continuous aggregates are in a manifest too (format 4): a dump carries their materialized
+# rows, so the restore must bring back the same aggregate content. Plain materialized views
+# (the Apache edition's fallback) are not: pg_restore recomputes them from the restored
+# tables, fresher than they may have been when the dump was taken.
+AGGREGATES_SQL = ("SELECT view_schema || chr(31) || view_name FROM timescaledb_information.continuous_aggregates "
+                  "ORDER BY view_schema <> 'public', view_schema, view_name")
+# Format 4 adds the continuous aggregates; format 3 covered every schema above; format 2
+# (and 1) covered only public.
+MANIFEST_FORMAT = 4
+# TimescaleDB's text form of a compressed column block whose values are all NULL: base64
+# of the single algorithm byte 6 (COMPRESSION_ALGORITHM_NULL). 2.19 writes it in every
+# dump and its input function refuses it ("function ... returned NULL").
+NULL_BLOCK_TEXT = b"Bg=="
+COMPRESSED_DATA_TYPE = "_timescaledb_internal.compressed_data"
 
 
 class BackupError(Exception):
@@ -173,6 +193,67 @@ def fingerprint_sql(tables):
     return " UNION ALL ".join(parts)
 
 
+# pg_restore -l lines of table data: "<id>; <oid> <oid> TABLE DATA <schema> <table> <owner>".
+TOC_TABLE_DATA = re.compile(r"^\d+; \d+ \d+ TABLE DATA (\S+) (\S+) ")
+_IDENT = r'"(?:[^"]|"")*"|[^\s",().]+'
+COPY_HEADER = re.compile(rb'^COPY (%s)\.(%s) \((.*)\) FROM stdin;$' % (_IDENT.encode(), _IDENT.encode()))
+
+
+def unquote_ident(token):
+    return token[1:-1].replace('""', '"') if token.startswith('"') else token
+
+
+def parse_copy_header(line):
+    """(schema, table, [columns]) of a pg_restore script's `COPY ... FROM stdin;` line, else None."""
+    match = COPY_HEADER.match(line.rstrip(b"\r\n"))
+    if not match:
+        return None
+    schema, table, columns = (part.decode("utf-8") for part in match.groups())
+    return unquote_ident(schema), unquote_ident(table), [unquote_ident(c) for c in re.findall(_IDENT, columns)]
+
+
+def split_toc(lines, tables):
+    """(listing without the data of tables, listing of only their data) from `pg_restore -l` lines;
+    tables is a set of (schema, table)."""
+    rest, only = [], []
+    for line in lines:
+        match = TOC_TABLE_DATA.match(line)
+        (only if match and match.groups() in tables else rest).append(line)
+    return rest, only
+
+
+class NullBlockFilter:
+    """Rewrites a pg_restore script on its way to psql: in the COPY data of the tables in
+    columns ({(schema, table): {compressed_data column}}), a field holding NULL_BLOCK_TEXT
+    becomes \\N. A SQL NULL in a compressed column decompresses to an all-NULL batch, as the
+    block does, in a table created by the restore (such a table has no missing-value
+    defaults); every other byte passes through unchanged."""
+
+    def __init__(self, columns):
+        self.columns = columns
+        self.positions = None  # field positions to check inside the current COPY block
+        self.rewritten = 0
+
+    def line(self, line):
+        if self.positions is None:
+            header = parse_copy_header(line) if line.startswith(b"COPY ") else None
+            if header:
+                wanted = self.columns.get(header[:2], ())
+                self.positions = [i for i, column in enumerate(header[2]) if column in wanted]
+            return line
+        if line in (b"\\.\n", b"\\."):
+            self.positions = None
+            return line
+        if not self.positions:
+            return line
+        fields = line.rstrip(b"\n").split(b"\t")
+        for i in self.positions:
+            if i < len(fields) and fields[i] == NULL_BLOCK_TEXT:
+                fields[i] = b"\\N"
+                self.rewritten += 1
+        return b"\t".join(fields) + (b"\n" if line.endswith(b"\n") else b"")
+
+
 # --- I/O ----------------------------------------------------------------------
 def sha256_file(path):
     digest = hashlib.sha256()
@@ -235,9 +316,12 @@ def timescaledb_version(session):
     return out[0] if out and out[0] else None
 
 
-def table_contents(session):
-    """({table: rows}, {table: fingerprint}) of every table TABLES_SQL lists, read in the session's snapshot."""
+def table_contents(session, aggregates=True):
+    """({table: rows}, {table: fingerprint}) of every table TABLES_SQL lists and, with aggregates,
+    every continuous aggregate, read in the session's snapshot."""
     tables = [tuple(line.split("\x1f", 1)) for line in session.query(TABLES_SQL)]
+    if aggregates and timescaledb_version(session):
+        tables += [tuple(line.split("\x1f", 1)) for line in session.query(AGGREGATES_SQL)]
     counts, prints = {}, {}
     if tables:
         for line in session.query(fingerprint_sql(tables)):
@@ -247,11 +331,12 @@ def table_contents(session):
     return counts, prints
 
 
-def current_contents(args):
-    """Row counts and fingerprints of every table TABLES_SQL lists, all read in one snapshot."""
+def current_contents(args, aggregates=True):
+    """Row counts and fingerprints of every table TABLES_SQL lists (and continuous aggregate), all
+    read in one snapshot."""
     with Session(args) as session:
         session.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        return table_contents(session)
+        return table_contents(session, aggregates)
 
 
 def quote_ident(name):
@@ -395,8 +480,9 @@ def do_compare(args):
     manifest = read_manifest(args.manifest)
     if manifest is None:
         raise BackupError("manifest %s does not exist" % args.manifest)
-    counts, prints = current_contents(args)
-    if int(manifest.get("format") or 1) < 3:  # an older manifest covers public only
+    manifest_format = int(manifest.get("format") or 1)
+    counts, prints = current_contents(args, aggregates=manifest_format >= 4)
+    if manifest_format < 3:  # an older manifest covers public only
         counts, prints = public_only(counts), public_only(prints)
     expected_prints = manifest.get("fingerprints") or {}
     problems = compare_counts(manifest.get("row_counts") or {}, counts) + compare_fingerprints(expected_prints, prints)
@@ -404,6 +490,88 @@ def do_compare(args):
         raise BackupError("%s differs from %s: %s" % (args.db, args.manifest, "; ".join(problems)))
     return {"database": args.db, "tables": len(counts), "rows": sum(counts.values()), "row_counts": counts,
             "fingerprints_checked": len(expected_prints)}
+
+
+def run_checked(cmd, what):
+    """stdout of cmd; a failure raises BackupError with what and cmd's stderr."""
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise BackupError("%s failed: %s" % (what, out.stderr.strip() or "exit status %d" % out.returncode))
+    return out.stdout
+
+
+def compressed_columns(session):
+    """{(schema, table): {column}} of the tables with TimescaleDB compressed_data columns."""
+    out = {}
+    for line in session.query(
+            "SELECT n.nspname || chr(31) || c.relname || chr(31) || a.attname FROM pg_attribute a "
+            "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE a.atttypid = to_regtype('%s') AND a.attnum > 0 AND NOT a.attisdropped "
+            "AND c.relkind = 'r'" % COMPRESSED_DATA_TYPE):
+        schema, table, column = line.split("\x1f")
+        out.setdefault((schema, table), set()).add(column)
+    return out
+
+
+def reads_null_blocks(args):
+    """Whether this server's TimescaleDB reads back the text form of an all-NULL block."""
+    cmd = [os.path.join(args.bindir, "psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", *conn_args(args),
+           "-d", args.db, "-c", "SELECT '%s'::%s IS NOT NULL" % (NULL_BLOCK_TEXT.decode(), COMPRESSED_DATA_TYPE)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    return out.returncode == 0 and out.stdout.strip() == "t"
+
+
+def restore_filtered(args, path, listing, columns):
+    """pg_restore the table data in listing to a script, through NullBlockFilter, into psql; returns
+    the number of blocks rewritten."""
+    with tempfile.NamedTemporaryFile("w", suffix=".list") as lst, tempfile.TemporaryFile() as errors:
+        lst.write("\n".join(listing) + "\n")
+        lst.flush()
+        restore = subprocess.Popen([os.path.join(args.bindir, "pg_restore"), "--data-only", "-L", lst.name, "-f", "-",
+                                    path], stdout=subprocess.PIPE, stderr=errors)
+        psql = subprocess.Popen([os.path.join(args.bindir, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
+                                 *conn_args(args), "-d", args.db], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                stderr=errors)
+        rewrite = NullBlockFilter(columns)
+        try:
+            for line in restore.stdout:
+                psql.stdin.write(rewrite.line(line))
+            psql.stdin.close()
+        except BrokenPipeError:  # psql stopped on an error: its stderr says which
+            restore.kill()
+        codes = restore.wait(), psql.wait()
+        if any(codes):
+            errors.seek(0)
+            raise BackupError("loading the compressed chunks of %s failed: %s"
+                              % (path, errors.read().decode("utf-8", "replace").strip()))
+    return rewrite.rewritten
+
+
+def do_restore(args):
+    path = resolve_dump(args, args.dump)
+    if not os.path.isfile(path):
+        raise BackupError("dump %s does not exist" % path)
+
+    def pg_restore(what, *options):
+        run_checked([os.path.join(args.bindir, "pg_restore"), *conn_args(args), "-d", args.db, "--exit-on-error",
+                     *args.options, *options, path], "pg_restore (%s) of %s" % (what, path))
+
+    pg_restore("pre-data", "--section=pre-data")
+    with Session(args) as session:
+        columns = compressed_columns(session)
+    result = {"dump": path, "database": args.db, "compressed_tables": len(columns), "null_blocks_rewritten": 0}
+    if not columns or reads_null_blocks(args):
+        pg_restore("data, post-data", "--section=data", "--section=post-data")
+        return dict(result, filtered=False)
+    listing = run_checked([os.path.join(args.bindir, "pg_restore"), "-l", path], "pg_restore -l %s" % path)
+    rest, compressed = split_toc(listing.splitlines(), set(columns))
+    with tempfile.NamedTemporaryFile("w", suffix=".list") as lst:
+        lst.write("\n".join(rest) + "\n")
+        lst.flush()
+        pg_restore("data", "--section=data", "-L", lst.name)
+    rewritten = restore_filtered(args, path, compressed, columns) if compressed else 0
+    pg_restore("post-data", "--section=post-data")
+    return dict(result, filtered=True, null_blocks_rewritten=rewritten)
 
 
 def do_check_sqlite(path):
@@ -448,6 +616,9 @@ def parser():
     compare.add_argument("manifest")
     check_sqlite = sub.add_parser("check-sqlite")
     check_sqlite.add_argument("path")
+    restore = sub.add_parser("restore")
+    restore.add_argument("dump")
+    restore.add_argument("options", nargs=argparse.REMAINDER, help="more pg_restore options (after --)")
     return p
 
 
@@ -467,6 +638,8 @@ def main(argv=None):
             result = do_verify(args)
         elif args.command == "check-sqlite":
             result = do_check_sqlite(args.path)
+        elif args.command == "restore":
+            result = do_restore(args)
         else:
             result = do_compare(args)
     except (BackupError, OSError) as exc:
