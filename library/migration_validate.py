@@ -29,6 +29,12 @@ description:
   - C(timescaledb) - edition, hypertables and chunk interval, aggregates complete (equal to
     a direct GROUP BY), and on the Community edition compression, policies and jobs
     (skipped with the reason on the Apache edition).
+  - On the Community edition also C(compression state TARGET) - chunks total and compressed,
+    bytes before and after compression and their ratio (C(data)); a warning when the target
+    has a compression policy and chunks older than its C(compress_after) are uncompressed.
+    And C(aggregate freshness NAME) - the continuous aggregate's watermark against the newest
+    bucket of its source (the lag); a warning when it lags more than the refresh policy's
+    C(end_offset) + one bucket + C(schedule_interval). Both are skipped on the Apache edition.
   - C(health) - cache hit ratios, unused indexes, dead tuples, connections, settings
     pending a restart.
   - The module fails only when a critical check fails, naming those checks.

@@ -302,6 +302,21 @@ def _community(results, cur, license_, aggregates, compression):
                                               compression_targets=compression)
 
 
+def _community_state(ctx, cur, license_, aggregates, compression):
+    """Compression state of every compression target and freshness of every continuous aggregate
+    (Community; skipped with the reason on Apache), each check guarded on its own."""
+    results = ctx.results
+    if license_ != "timescale":
+        timescale_health.skip_community_state(results, license_, aggregates, compression)
+        return
+    for target in compression:
+        _guard(ctx, "compression state %s" % target, "timescaledb", "warning",
+               timescale_health.check_compression_state, results, cur, target, table=target)
+    for agg in aggregates:
+        _guard(ctx, "aggregate freshness %s" % agg["name"], "timescaledb", "warning",
+               timescale_health.check_aggregate_freshness, results, cur, agg, table=agg["name"])
+
+
 def recorded_source(conn):
     """The SQLite path the migration recorded in its checkpoints (used when src is not given)."""
     paths = recorded_source_paths(conn.cursor())
@@ -362,6 +377,7 @@ def _timescale(ctx, cur):
     _guard(ctx, "aggregates", "timescaledb", "critical", timescale_health.check_aggregates, results, cur, aggregates)
     _guard(ctx, "community features", "timescaledb", "warning", _community,
            results, cur, license_, aggregates, compression)
+    _community_state(ctx, cur, license_, aggregates, compression)
 
 
 def _health(ctx, cur):
