@@ -17,7 +17,8 @@ apt_pkgs=(python3 python3-venv python3-dev gcc make git ca-certificates sqlite3)
 if [ "${1:-}" = "--test" ]; then
   # podman + runc + debootstrap: molecule containers; pgloader: benchmark
   # reference; postgresql-15: the throw-away test clusters.
-  apt_pkgs+=(podman runc debootstrap uidmap pgloader postgresql-15 postgresql-server-dev-15 cmake)
+  # cmake + libssl-dev: TimescaleDB Community from source (scripts/build-community).
+  apt_pkgs+=(podman runc debootstrap uidmap pgloader postgresql-15 postgresql-server-dev-15 cmake libssl-dev)
 fi
 
 missing=()

@@ -32,8 +32,10 @@ stage_lint() { scripts/lint.sh; }
 stage_unit() { pytest -q -p no:cacheprovider tests/unit; }
 stage_provision() {
   # The integration fixtures need PostgreSQL 15 + TimescaleDB on this machine:
-  # install them with this project's own roles, as a user would.
-  ansible-playbook -i inventories/dev playbooks/provision.yml
+  # install them with this project's own roles, as a user would. The Community
+  # edition's tests start clusters from a tree beside it (built once per machine).
+  ansible-playbook -i inventories/dev playbooks/provision.yml || return
+  scripts/build-community
 }
 stage_integration() { pytest -q -p no:cacheprovider -m integration tests/integration; }
 stage_faults() { scripts/test-faults; }
@@ -56,7 +58,7 @@ have_bootstrap() { [ -x .venv/bin/pytest ] && [ -x .venv/bin/ansible-playbook ] 
 have_provision() {
   local lib
   lib="$(/usr/lib/postgresql/15/bin/pg_config --pkglibdir 2>/dev/null)" || return 1
-  compgen -G "$lib/timescaledb*.so" >/dev/null
+  compgen -G "$lib/timescaledb*.so" >/dev/null && scripts/build-community --print >/dev/null
 }
 
 declare -a report=()

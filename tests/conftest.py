@@ -26,7 +26,7 @@ for extra in (ROOT / "library", ROOT / "tests"):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
 
-from pgcluster import PG_VERSION, PgServer, cluster_fixture, timescaledb_available  # noqa: E402
+from pgcluster import PG_VERSION, PgServer, cluster_fixture, community_fixture, timescaledb_available  # noqa: E402
 
 __all__ = ["PG_VERSION", "PgServer", "timescaledb_available"]
 
@@ -35,6 +35,12 @@ __all__ = ["PG_VERSION", "PgServer", "timescaledb_available"]
 def pg_server():
     """A throw-away PostgreSQL cluster for the whole test session."""
     yield from cluster_fixture()
+
+
+@pytest.fixture(scope="session")
+def community_server():
+    """A throw-away cluster of the TimescaleDB Community edition (scripts/build-community) for the session."""
+    yield from community_fixture()
 
 
 @pytest.fixture

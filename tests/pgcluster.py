@@ -29,15 +29,23 @@ def _free_port():
         return sock.getsockname()[1]
 
 
-def _pg_pkglibdir():
-    out = subprocess.run([str(PG_BINDIR / "pg_config"), "--pkglibdir"], capture_output=True, text=True, check=False)
+def _pg_pkglibdir(bindir=PG_BINDIR):
+    out = subprocess.run([str(bindir / "pg_config"), "--pkglibdir"], capture_output=True, text=True, check=False)
     if out.returncode == 0:
         return Path(out.stdout.strip())
     return Path("/usr/lib/postgresql/%s/lib" % PG_VERSION)
 
 
-def timescaledb_available():
-    return any(_pg_pkglibdir().glob("timescaledb*.so"))
+def timescaledb_available(bindir=PG_BINDIR):
+    return any(_pg_pkglibdir(bindir).glob("timescaledb*.so"))
+
+
+def community_bindir():
+    """The bin directory of the host's PostgreSQL + TimescaleDB Community tree (scripts/build-community),
+    or None when it has not been built."""
+    out = subprocess.run([str(Path(__file__).resolve().parents[1] / "scripts" / "build-community"), "--print"],
+                         capture_output=True, text=True, check=False)
+    return Path(out.stdout.strip()) if out.returncode == 0 and out.stdout.strip() else None
 
 
 def _as_postgres(cmd, **kw):
@@ -99,10 +107,11 @@ class ClusterError(RuntimeError):
     """The PostgreSQL binaries are missing or the cluster did not start."""
 
 
-def start_cluster(extra_conf=""):
-    """initdb + start a cluster in a temp dir; returns a PgServer (call stop_cluster after)."""
-    if not (PG_BINDIR / "initdb").exists():
-        raise ClusterError("PostgreSQL %s binaries not found in %s; run `make deps` first" % (PG_VERSION, PG_BINDIR))
+def start_cluster(extra_conf="", bindir=PG_BINDIR):
+    """initdb + start a cluster in a temp dir with the binaries of bindir; returns a PgServer (call
+    stop_cluster after)."""
+    if not (bindir / "initdb").exists():
+        raise ClusterError("PostgreSQL %s binaries not found in %s; run `make deps` first" % (PG_VERSION, bindir))
     base = Path(tempfile.mkdtemp(prefix="quant-pgtest-"))
     datadir = base / "data"
     sockdir = base / "sock"
@@ -115,11 +124,11 @@ def start_cluster(extra_conf=""):
             os.chown(path, pg.pw_uid, pg.pw_gid)
     # LC_COLLATE C / LC_CTYPE C.UTF-8: what the quant_database role gives a new database
     _as_postgres([
-        str(PG_BINDIR / "initdb"), "-D", str(datadir), "-U", "postgres", "-E", "UTF8",
+        str(bindir / "initdb"), "-D", str(datadir), "-U", "postgres", "-E", "UTF8",
         "--locale=C.UTF-8", "--lc-collate=C", "--auth-local=scram-sha-256", "--auth-host=scram-sha-256",
         "--pwfile", str(pwfile), "--no-sync",
     ])
-    has_ts = timescaledb_available()
+    has_ts = timescaledb_available(bindir)
     preload = "timescaledb,pg_stat_statements" if has_ts else "pg_stat_statements"
     port = _free_port()
     conf = datadir / "postgresql.auto.conf"
@@ -135,7 +144,7 @@ def start_cluster(extra_conf=""):
     if not has_ts:
         # Without the library the GUC above is unknown and would stop startup.
         conf.write_text(conf.read_text().replace("timescaledb.telemetry_level = off\n", ""))
-    server = PgServer("127.0.0.1", port, "postgres", SUPERUSER_PASSWORD, datadir, sockdir, PG_BINDIR, has_ts)
+    server = PgServer("127.0.0.1", port, "postgres", SUPERUSER_PASSWORD, datadir, sockdir, bindir, has_ts)
     server.base = base
     server.pg_ctl("start", "-l", str(datadir / "server.log"))
     return server
@@ -150,21 +159,33 @@ def stop_cluster(server):
 
 
 @contextmanager
-def running_cluster(extra_conf=""):
+def running_cluster(extra_conf="", bindir=PG_BINDIR):
     """start_cluster() for the duration of a with-block; always removed afterwards."""
-    server = start_cluster(extra_conf)
+    server = start_cluster(extra_conf, bindir)
     try:
         yield server
     finally:
         stop_cluster(server)
 
 
-def cluster_fixture():
+def cluster_fixture(extra_conf="", bindir=PG_BINDIR):
     """Body of a pytest fixture: yields a running cluster, or fails the test with the reason."""
     import pytest
 
     try:
-        with running_cluster() as server:
+        with running_cluster(extra_conf, bindir) as server:
             yield server
     except ClusterError as exc:
         pytest.fail(str(exc))
+
+
+def community_fixture():
+    """Body of a pytest fixture: a running cluster of the Community tree (license timescale), or a
+    failure saying how to build the tree."""
+    import pytest
+
+    bindir = community_bindir()
+    if bindir is None:
+        pytest.fail("no PostgreSQL + TimescaleDB Community tree on this host: scripts/build-community builds it "
+                    "(the test command's provision stage runs it)")
+    yield from cluster_fixture("timescaledb.license = 'timescale'\n", bindir)
