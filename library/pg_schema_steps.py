@@ -12,7 +12,8 @@ description:
     each in its own transaction, and records the sha256 checksum of its statements (comment lines
     and blank lines do not count, so correcting a step's comments is not an edit).
   - A recorded step whose statements now hash differently, or that is recorded under another name
-    (for example another TimescaleDB edition variant), is an error that names the step.
+    (for example another TimescaleDB edition variant) that its I(transitions) do not cover, is an error
+    that names the step. A covered variant change runs the transition once and records the new variant.
   - A checksum recorded in an older form (the whole text's sha256, or one of the step's
     I(earlier_checksums)) is accepted and re-recorded in the current form.
   - A session advisory lock serializes concurrent runs against the same database.
@@ -45,6 +46,14 @@ options:
         type: list
         elements: str
         default: []
+      transitions:
+        description:
+          - SQL that turns a database where this step was applied as another variant (the key, that variant's
+            recorded name, e.g. C(aggregates_apache)) into this variant. It runs once, in its own transaction,
+            and the step is then recorded under its new name and checksum. Without a transition from the
+            recorded variant, a variant change is an error that names the step.
+        type: dict
+        default: {}
   session_role:
     description:
       - Role to C(SET ROLE) to while applying, so the created objects belong to it.
@@ -89,6 +98,13 @@ rerecorded:
   returned: always
   type: list
   elements: dict
+transitioned:
+  description: Applied steps turned into their current variant by a transition (in check mode, would be); each
+    names the variant it came C(from).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{step: 4, name: aggregates_community, from: aggregates_apache, checksum: 1c0e2f9...}]
 recorded:
   description: Step numbers recorded in quant_meta.schema_steps after this run.
   returned: always
@@ -110,6 +126,7 @@ def main():
             name=dict(type="str", required=True),
             sql=dict(type="str", required=True),
             earlier_checksums=dict(type="list", elements="str", default=[]),
+            transitions=dict(type="dict", default={}),
         )),
         session_role=dict(type="str"),
     )

@@ -23,7 +23,7 @@ def role_defaults():
 
 
 def render_steps(edition, version="2.19.3", **overrides):
-    """[{step, name, sql, earlier_checksums}] for an edition, as the role's schema.yml builds them."""
+    """[{step, name, sql, earlier_checksums, transitions}] for an edition, as the role's schema.yml builds them."""
     defaults = role_defaults()
     variables = {k: v for k, v in defaults.items() if not str(v).startswith("{{")}
     variables.update(overrides)
@@ -37,8 +37,12 @@ def render_steps(edition, version="2.19.3", **overrides):
     for item in CATALOG:
         name = item["name"] + ("_" + edition if item.get("per_edition") else "")
         sql = env.get_template("schema/%04d_%s.sql.j2" % (item["step"], name)).render(**variables)
+        transitions = {
+            "%s_%s" % (item["name"], source): env.get_template("schema/%04d_%s_%s_to_%s.sql.j2" % (
+                item["step"], item["name"], source, edition)).render(**variables)
+            for source in (item.get("transitions") or {}).get(edition, [])}
         steps.append({"step": item["step"], "name": name, "sql": sql,
-                      "earlier_checksums": item.get("earlier_checksums", [])})
+                      "earlier_checksums": item.get("earlier_checksums", []), "transitions": transitions})
     return steps
 
 

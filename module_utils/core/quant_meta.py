@@ -188,6 +188,13 @@ def rerecord_schema_step(cur, step, checksum):
     cur.execute("UPDATE quant_meta.schema_steps SET checksum = %s WHERE step = %s", (checksum, step))
 
 
+def transition_schema_step(cur, step, name, checksum):
+    """Record that an applied step now stands as another variant (name, checksum), in the
+    transaction that ran the transition; applied_at becomes the transition's time."""
+    cur.execute("UPDATE quant_meta.schema_steps SET name = %s, checksum = %s, applied_at = now() WHERE step = %s",
+                (name, checksum, step))
+
+
 def acquire_lock(conn, lock_timeout=0):
     """Take the session-level advisory lock or raise LockBusy (after lock_timeout seconds).
 

@@ -15,7 +15,11 @@ corrected without touching what it did. Rules:
   validCheckSum) is accepted and re-recorded in the current form;
 * a recorded step under another name (e.g. 'aggregates_apache' vs
   'aggregates_community') means the variant changed, typically the
-  TimescaleDB edition -> SchemaStepError saying so;
+  TimescaleDB edition. When the step lists a transition from the recorded
+  variant (transitions: {recorded name: SQL}), that SQL runs once, in its own
+  transaction, and the step is recorded under its new name and checksum (an
+  Apache database whose server got the Community edition); otherwise
+  SchemaStepError saying so;
 * new steps must come after every applied one (no inserting into history).
 
 Every step runs in its own transaction; a session advisory lock serializes
@@ -33,6 +37,7 @@ from ansible.module_utils.core.quant_meta import (
     record_schema_step,
     recorded_schema_steps,
     rerecord_schema_step,
+    transition_schema_step,
 )
 
 # Arbitrary but fixed 64-bit key: "quant_meta.schema_steps" for pg_advisory_lock.
@@ -71,17 +76,22 @@ def normalize_steps(steps):
             name = str(raw["name"]).strip()
             sql = raw["sql"]
             earlier = [str(c).strip().lower() for c in raw.get("earlier_checksums") or []]
+            transitions = dict(raw.get("transitions") or {})
         except (KeyError, TypeError, ValueError):
             raise SchemaStepError("steps: every item needs an integer 'step', a 'name' and 'sql', got %r"
                                   % (raw,)) from None
         if number < 1 or not name or not isinstance(sql, str) or not sql.strip():
             raise SchemaStepError("step %r (%s): needs a positive number, a name and non-empty SQL" % (number, name))
+        bad = [k for k, v in transitions.items() if not isinstance(v, str) or not v.strip() or k == name]
+        if bad:
+            raise SchemaStepError("step %d (%s): the transition from '%s' needs non-empty SQL and another variant's "
+                                  "name" % (number, name, bad[0]))
         if number in seen:
             raise SchemaStepError("step %d is listed twice ('%s' and '%s')" % (number, seen[number], name))
         seen[number] = name
         digest = checksum(sql)
         out.append({"step": number, "name": name, "sql": sql, "checksum": digest,
-                    "accepted": {digest, text_checksum(sql), *earlier}})
+                    "accepted": {digest, text_checksum(sql), *earlier}, "transitions": transitions})
     return sorted(out, key=lambda s: s["step"])
 
 
@@ -95,10 +105,13 @@ def plan(desired, recorded):
             raise SchemaStepError("step %d '%s' is recorded in %s.schema_steps but is not among the role's "
                                   "steps (is the database newer than this role?)" % (number, name, META_SCHEMA))
         if step["name"] != name:
+            if name in step["transitions"]:
+                continue  # transitions() turns it into this variant
             raise SchemaStepError(
                 "step %d was applied as '%s' but now renders as '%s': the step variant changed (for edition "
-                "steps this means the TimescaleDB edition changed); migrate with a new step instead"
-                % (number, name, step["name"]))
+                "steps this means the TimescaleDB edition changed) and the role has no transition from '%s' "
+                "(transitions: %s); migrate with a new step instead"
+                % (number, name, step["name"], name, ", ".join(sorted(step["transitions"])) or "none"))
         if digest not in step["accepted"]:
             raise SchemaStepError(
                 "step %d '%s' was edited after it was applied (recorded checksum %s, rendered %s); revert the "
@@ -114,7 +127,15 @@ def plan(desired, recorded):
 
 def outdated(desired, recorded):
     """Recorded steps whose checksum plan() accepted in an older form: to re-record."""
-    return [s for s in desired if s["step"] in recorded and recorded[s["step"]][1] != s["checksum"]]
+    return [s for s in desired if s["step"] in recorded and recorded[s["step"]][0] == s["name"]
+            and recorded[s["step"]][1] != s["checksum"]]
+
+
+def transitions(desired, recorded):
+    """[(step, recorded name)] of recorded steps to turn into their desired variant, in step order."""
+    return [(s, recorded[s["step"]][0]) for s in desired
+            if s["step"] in recorded and recorded[s["step"]][0] != s["name"]
+            and recorded[s["step"]][0] in s["transitions"]]
 
 
 def _set_role(cur, session_role):
@@ -124,6 +145,20 @@ def _set_role(cur, session_role):
 
 def _brief(step):
     return {"step": step["step"], "name": step["name"], "checksum": step["checksum"]}
+
+
+def _run_in_transaction(conn, cur, sql, *, label, session_role, record):
+    """Run one step's SQL and record it in the same transaction; a failure rolls both back."""
+    try:
+        _set_role(cur, session_role)
+        cur.execute("SET LOCAL search_path = public")
+        cur.execute(sql)
+        record()
+        conn.commit()
+    except Exception as exc:
+        conn.rollback()
+        detail = str(getattr(exc, "pgerror", None) or exc).strip()
+        raise SchemaStepError("%s failed and was rolled back: %s" % (label, detail)) from None
 
 
 def apply_steps(conn, steps, check_mode=False, session_role=None):
@@ -142,27 +177,27 @@ def apply_steps(conn, steps, check_mode=False, session_role=None):
             for step in rerecorded:
                 rerecord_schema_step(cur, step["step"], step["checksum"])
             conn.commit()
+        turned = [dict(_brief(s), **{"from": old}) for s, old in transitions(desired, recorded)]
         applied = []
+        if not check_mode:
+            for step, old in transitions(desired, recorded):
+                _run_in_transaction(
+                    conn, cur, step["transitions"][old], session_role=session_role,
+                    label="step %d's transition '%s' -> '%s'" % (step["step"], old, step["name"]),
+                    record=lambda s=step: transition_schema_step(cur, s["step"], s["name"], s["checksum"]))
         if not check_mode and pending:
             _set_role(cur, session_role)
             create_schema_steps(cur)  # after _set_role: the table belongs to session_role
             conn.commit()
             for step in pending:
-                try:
-                    _set_role(cur, session_role)
-                    cur.execute("SET LOCAL search_path = public")
-                    cur.execute(step["sql"])
-                    record_schema_step(cur, step["step"], step["name"], step["checksum"])
-                    conn.commit()
-                except Exception as exc:
-                    conn.rollback()
-                    detail = str(getattr(exc, "pgerror", None) or exc).strip()
-                    raise SchemaStepError("step %d '%s' failed and was rolled back: %s"
-                                          % (step["step"], step["name"], detail)) from None
+                _run_in_transaction(
+                    conn, cur, step["sql"], session_role=session_role,
+                    label="step %d '%s'" % (step["step"], step["name"]),
+                    record=lambda s=step: record_schema_step(cur, s["step"], s["name"], s["checksum"]))
                 applied.append(_brief(step))
         left = [] if not check_mode else [_brief(s) for s in pending]
-        return {"changed": bool(pending or rerecorded), "applied": applied, "pending": left,
-                "rerecorded": rerecorded,
+        return {"changed": bool(pending or rerecorded or turned), "applied": applied, "pending": left,
+                "rerecorded": rerecorded, "transitioned": turned,
                 "recorded": sorted(set(recorded) | {s["step"] for s in applied})}
     finally:
         conn.rollback()
@@ -178,7 +213,8 @@ def run(params, steps, check_mode=False, session_role=None):
         if check_mode and "does not exist" in str(exc):
             desired = normalize_steps(steps)
             return {"changed": bool(desired), "applied": [], "pending": [_brief(s) for s in desired],
-                    "rerecorded": [], "recorded": [], "msg": "database does not exist yet; every step would be applied"}
+                    "rerecorded": [], "transitioned": [], "recorded": [],
+                    "msg": "database does not exist yet; every step would be applied"}
         raise
     try:
         return apply_steps(conn, steps, check_mode=check_mode, session_role=session_role)

@@ -72,7 +72,7 @@ def test_apply_rerun_and_edit(pg_server, schema_db):
                         (7, "fundamentals_key", 64)]
 
     again = run(params, steps)
-    assert again == {"changed": False, "applied": [], "pending": [], "rerecorded": [],
+    assert again == {"changed": False, "applied": [], "pending": [], "rerecorded": [], "transitioned": [],
                      "recorded": [1, 2, 3, 4, 5, 6, 7]}
 
     # A database recorded by a release that hashed the whole text: accepted, re-recorded once.
@@ -97,8 +97,16 @@ def test_apply_rerun_and_edit(pg_server, schema_db):
         run(params, edited, check_mode=True)
 
     switched = render_steps("community")
-    with pytest.raises(SchemaStepError, match="applied as 'aggregates_apache'"):
+    with pytest.raises(SchemaStepError, match=r"applied as 'aggregates_apache'.*no transition"):
+        run(params, [dict(s, transitions={}) for s in switched])
+    # the Community variant's transition on a server that is still Apache: refused by the server,
+    # rolled back whole (the fallback views and their recorded step stay)
+    with pytest.raises(SchemaStepError, match="step 4's transition 'aggregates_apache' -> 'aggregates_community' "
+                                              "failed and was rolled back"):
         run(params, switched)
+    assert query(pg_server, schema_db, "SELECT count(*) FROM pg_matviews WHERE matviewname LIKE 'ohlcv_%'") == [(3,)]
+    assert query(pg_server, schema_db, "SELECT name FROM quant_meta.schema_steps WHERE step = 4") == [
+        ("aggregates_apache",)]
 
 
 def test_fallback_views_refresh_and_hold_data(pg_server, schema_db):

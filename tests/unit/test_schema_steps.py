@@ -11,6 +11,7 @@ from ansible.module_utils.schema.steps import (
     plan,
     statements,
     text_checksum,
+    transitions,
 )
 from schema_render import render_steps
 
@@ -100,8 +101,51 @@ def test_edited_step_is_an_error_naming_it():
 def test_edition_switch_is_reported_by_name():
     old = steps((4, "aggregates_apache", "x"))
     new = steps((4, "aggregates_community", "y"))
-    with pytest.raises(SchemaStepError, match=r"applied as 'aggregates_apache'.*'aggregates_community'.*edition"):
+    with pytest.raises(SchemaStepError, match=r"applied as 'aggregates_apache'.*'aggregates_community'.*edition"
+                                              r".*no transition from 'aggregates_apache' \(transitions: none\)"):
         plan(new, recorded(old))
+
+
+def test_a_transition_from_the_recorded_variant_is_planned_not_refused():
+    old = steps((4, "aggregates_apache", "x"), (5, "policies_apache", "p"))
+    new = normalize_steps([
+        {"step": 4, "name": "aggregates_community", "sql": "y", "transitions": {"aggregates_apache": "t4"}},
+        {"step": 5, "name": "policies_community", "sql": "q", "transitions": {"policies_apache": "t5"}},
+        {"step": 6, "name": "app_schema", "sql": "z"}])
+    assert [s["step"] for s in plan(new, recorded(old))] == [6]
+    assert [(s["step"], src, s["transitions"][src]) for s, src in transitions(new, recorded(old))] == [
+        (4, "aggregates_apache", "t4"), (5, "policies_apache", "t5")]
+    assert outdated(new, recorded(old)) == []  # a transition is not a re-record
+    # once transitioned (recorded under the new name), nothing is left to do
+    assert transitions(new, recorded(new)) == [] and plan(new, recorded(new)) == []
+
+
+def test_a_transition_from_another_variant_does_not_cover_this_one():
+    old = steps((4, "aggregates_other", "x"))
+    new = normalize_steps([{"step": 4, "name": "aggregates_community", "sql": "y",
+                            "transitions": {"aggregates_apache": "t4"}}])
+    with pytest.raises(SchemaStepError, match=r"no transition from 'aggregates_other' "
+                                              r"\(transitions: aggregates_apache\)"):
+        plan(new, recorded(old))
+
+
+@pytest.mark.parametrize("bad", [{"aggregates_apache": "  "}, {"aggregates_community": "x"}, {"a": None}])
+def test_a_transition_needs_sql_and_another_variant(bad):
+    with pytest.raises(SchemaStepError, match="step 4 \\(aggregates_community\\): the transition from"):
+        normalize_steps([{"step": 4, "name": "aggregates_community", "sql": "y", "transitions": bad}])
+
+
+def test_the_role_moves_an_apache_database_to_community_in_steps_4_and_5():
+    community = {s["step"]: s for s in render_steps("community")}
+    assert {n: sorted(s["transitions"]) for n, s in community.items() if s["transitions"]} == {
+        4: ["aggregates_apache"], 5: ["policies_apache"]}
+    step4 = community[4]["transitions"]["aggregates_apache"]
+    for view in ("ohlcv_monthly", "ohlcv_quarterly", "ohlcv_yearly"):
+        assert "DROP MATERIALIZED VIEW %s;" % view in step4  # no CASCADE: a dependent object stops it
+    assert "DROP PROCEDURE quant_meta.refresh_ohlcv_aggregates();" in step4
+    assert statements(community[4]["sql"]) in statements(step4)  # then exactly the Community variant
+    assert statements(community[5]["sql"]) in statements(community[5]["transitions"]["policies_apache"])
+    assert not any(s["transitions"] for s in render_steps("apache"))  # no way back: Apache cannot hold them
 
 
 def test_new_step_inserted_before_applied_ones_is_refused():
