@@ -15,8 +15,10 @@ Design (measured, see scripts/bench-migrate):
   keys written in different source formats, the resume boundary) makes the
   batch's COPY fail; the batch is then replayed through a TEMP staging table
   where conflicting rows are identified with one join and handled per
-  ``on_conflict``; any remaining error (FK, CHECK, ...) is isolated row by row
-  under savepoints and becomes a reject carrying PostgreSQL's message.
+  ``on_conflict``; any remaining error (FK, CHECK, ...) is isolated without one
+  savepoint per row (see TableWriter._insert_staged: set-based checks flag the
+  suspects, halving finds the rest) and becomes a reject carrying PostgreSQL's
+  message.
 * Each batch commits together with its rejects and its checkpoint row.
 """
 
@@ -24,7 +26,9 @@ from __future__ import annotations
 
 import gc
 import time
+from collections import namedtuple
 from contextlib import contextmanager
+from functools import partial
 from operator import itemgetter
 
 from ansible.module_utils.convert.binary_copy import NULL_BINARY, with_leading_bigint
@@ -43,6 +47,117 @@ except ImportError:  # pragma: no cover
 STAGE = "__sqlite_migrate_stage"
 STAGE_ROWID = "__sqlite_rowid"
 UNIQUE_VIOLATION = "23505"
+
+# What psycopg2's Diagnostics and PL/pgSQL's GET STACKED DIAGNOSTICS both give of an error.
+PgError = namedtuple("PgError", "code message detail column")
+
+# Inserts rows one by one, each in its own subtransaction, in one round trip: the rows
+# that fail come back with PostgreSQL's error (the same fields psycopg2 reports).
+EACH_ROW_FUNCTION = """
+CREATE OR REPLACE FUNCTION pg_temp.sqlite_migrate_each(stmt text, ids bigint[])
+RETURNS TABLE (o_rowid bigint, o_code text, o_message text, o_detail text, o_column text)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    one bigint;
+BEGIN
+    FOREACH one IN ARRAY ids LOOP
+        BEGIN
+            EXECUTE stmt USING one;
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS o_code = RETURNED_SQLSTATE, o_message = MESSAGE_TEXT,
+                o_detail = PG_EXCEPTION_DETAIL, o_column = COLUMN_NAME;
+            o_rowid := one;
+            RETURN NEXT;
+        END;
+    END LOOP;
+END
+$fn$
+"""
+
+# CHECK and FOREIGN KEY constraints of a table, with column names in key order.
+CONSTRAINTS_SQL = """
+SELECT c.contype, pg_get_expr(c.conbin, c.conrelid),
+       ARRAY(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY k(n, i)
+              JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.i),
+       c.confrelid::regclass::text,
+       ARRAY(SELECT a.attname::text FROM unnest(c.confkey) WITH ORDINALITY k(n, i)
+              JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n ORDER BY k.i)
+  FROM pg_constraint c
+ WHERE c.conrelid = %s AND c.contype IN ('c', 'f')
+ ORDER BY c.conname
+"""
+
+
+def isolate(items, attempt):
+    """Try items as one group, halving every group that fails; [(item, error)] of those failing alone.
+
+    attempt(group) loads a group atomically and returns None, or the error when it refused.
+    Groups are tried in item order (earlier rows go in first, as a row-by-row load would).
+    With b bad items among n: at most 1 + 2 b log2(n) attempts, instead of n.
+    """
+    failed = []
+    stack = [items] if items else []
+    while stack:
+        group = stack.pop()
+        error = attempt(group)
+        if error is None:
+            continue
+        if len(group) == 1:
+            failed.append((group[0], error))
+            continue
+        half = len(group) // 2
+        stack.append(group[half:])
+        stack.append(group[:half])
+    return failed
+
+
+def pg_error(exc):
+    """PgError of a psycopg2 exception."""
+    diag = getattr(exc, "diag", None)
+    message = diag.message_primary if diag and diag.message_primary else str(exc).splitlines()[0]
+    return PgError(getattr(exc, "pgcode", None), message, diag.message_detail if diag else None,
+                   diag.column_name if diag else None)
+
+
+def rowid_in(rowids):
+    """WHERE condition: the staged row's rowid is one of rowids (one array literal, not n parameters)."""
+    return sql.SQL("{} = ANY({}::bigint[])").format(
+        sql.Identifier(STAGE_ROWID), sql.Literal("{%s}" % ",".join(str(r) for r in rowids)))
+
+
+def not_null_conditions(table, loaded):
+    """[condition] true for a staged row with NULL in a NOT NULL column (empty when none)."""
+    parts = [sql.SQL("s.{} IS NULL").format(sql.Identifier(name))
+             for name, col in table.columns.items() if name in loaded and col.type.not_null]
+    return [sql.SQL(" OR ").join(parts)] if parts else []
+
+
+def fk_condition(cols, ref_table, ref_cols):
+    """Condition: a staged row whose (non-NULL) reference is not in the referenced table.
+
+    ref_table is the catalog's own quoted regclass text."""
+    present = [sql.SQL("s.{} IS NOT NULL").format(sql.Identifier(c)) for c in cols]
+    match = [sql.SQL("r.{} = s.{}").format(sql.Identifier(rc), sql.Identifier(c)) for c, rc in zip(cols, ref_cols)]
+    return sql.SQL("{} AND NOT EXISTS (SELECT 1 FROM {} r WHERE {})").format(
+        sql.SQL(" AND ").join(present), sql.SQL(ref_table), sql.SQL(" AND ").join(match))
+
+
+def unique_condition(table, cols, nulls_not_distinct):
+    """Condition: a staged row whose values of a unique index are in the target or twice in the stage.
+
+    A window partition groups NULLs together, which is right only for NULLS NOT DISTINCT; otherwise
+    rows with a NULL in the index never clash."""
+    idents = [sql.Identifier(c) for c in cols]
+    in_target = sql.SQL("EXISTS (SELECT 1 FROM {} t WHERE {})").format(
+        table.ident, sql.SQL(" AND ").join(sql.SQL("t.{} = s.{}").format(i, i) for i in idents))
+    repeated = sql.SQL("s.{} IN (SELECT w.{} FROM (SELECT {}, count(*) OVER (PARTITION BY {}) AS n FROM {}) w "
+                       "WHERE w.n > 1)").format(
+        sql.Identifier(STAGE_ROWID), sql.Identifier(STAGE_ROWID), sql.Identifier(STAGE_ROWID),
+        sql.SQL(", ").join(idents), sql.Identifier(STAGE))
+    if not nulls_not_distinct:
+        present = sql.SQL(" AND ").join(sql.SQL("s.{} IS NOT NULL").format(i) for i in idents)
+        repeated = sql.SQL("({} AND {})").format(present, repeated)
+    return sql.SQL("({} OR {})").format(in_target, repeated)
 
 
 class Batch:
@@ -327,6 +442,8 @@ class TableWriter:
             raise ValueError("on_conflict=update needs a unique index on (%s) in %s"
                              % (", ".join(plan.keys), self.table.display))
         self.stage_ready = False
+        self.suspect_queries = None  # built from the catalog on the first failing batch
+        self._inserted = 0
 
     # -- the fast path -----------------------------------------------------------------
 
@@ -386,20 +503,16 @@ class TableWriter:
         cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(STAGE)))
         cur.execute(sql.SQL("CREATE TEMP TABLE {} AS SELECT NULL::bigint AS {}, {} FROM {} WITH NO DATA").format(
             sql.Identifier(STAGE), sql.Identifier(STAGE_ROWID), self.col_list, self.table.ident))
+        # rows are looked up by rowid when a batch is split (issue 20)
+        cur.execute(sql.SQL("CREATE INDEX ON {} ({})").format(sql.Identifier(STAGE), sql.Identifier(STAGE_ROWID)))
         self.stage_ready = True
 
     def _stage(self, cur, entries):
         """COPY (rowid, line) entries into the staging table; False when PostgreSQL refuses the text."""
         cur.execute("SAVEPOINT sqlite_migrate_stage")
         self._ensure_stage(cur)
-        stage_copy = sql.SQL("COPY {} ({}, {}) FROM STDIN" + self.plan.copy_options()).format(
-            sql.Identifier(STAGE), sql.Identifier(STAGE_ROWID), self.col_list).as_string(cur)
-        if self.plan.binary:
-            chunks = (with_leading_bigint(line, rowid) for rowid, line in entries)
-        else:
-            chunks = ("%d\t%s" % (rowid, line) for rowid, line in entries)
         try:
-            cur.copy_expert(stage_copy, self._reader(chunks), size=1 << 16)
+            self._copy_stage(cur, entries)
         except psycopg2.Error:
             cur.execute("ROLLBACK TO SAVEPOINT sqlite_migrate_stage")
             self.stage_ready = False
@@ -432,11 +545,12 @@ class TableWriter:
         return query
 
     def _slow_path(self, cur, batch):
-        entries = list(zip(batch.rowids, batch.lines))
+        entries = sorted(zip(batch.rowids, batch.lines))
         line_of = dict(entries)
-        if not self._stage(cur, entries):
-            self._row_by_row_copy(cur, batch, entries)
-            return
+        self._ensure_stage(cur)
+        refused = isolate(entries, partial(self._attempt, cur, self._copy_stage))
+        for (rowid, line), error in refused:
+            self._classify(batch, rowid, error, line)
         conflicted = []
         if self.plan.keys and self.key_index:
             cur.execute(sql.SQL("SELECT s.{} FROM {} s WHERE EXISTS (SELECT 1 FROM {} t WHERE {}) ORDER BY 1").format(
@@ -444,16 +558,10 @@ class TableWriter:
             conflicted = [r[0] for r in cur.fetchall()]
         if conflicted:
             self._handle_conflicts(cur, batch, conflicted, line_of)
-        rest = sql.SQL("NOT ({} = ANY({}))").format(sql.Identifier(STAGE_ROWID), sql.Literal(conflicted))
-        cur.execute("SAVEPOINT sqlite_migrate_rest")
-        try:
-            cur.execute(self._insert_from_stage(rest))
-            batch.copied += cur.rowcount
-            cur.execute("RELEASE SAVEPOINT sqlite_migrate_rest")
-        except psycopg2.Error:
-            cur.execute("ROLLBACK TO SAVEPOINT sqlite_migrate_rest")
-            done = set(conflicted)
-            self._row_by_row_stage(cur, batch, [rowid for rowid in batch.rowids if rowid not in done], line_of)
+            cur.execute(sql.SQL("DELETE FROM {} WHERE {}").format(sql.Identifier(STAGE), rowid_in(conflicted)))
+        done = {rowid for (rowid, _line), _error in refused}
+        done.update(conflicted)
+        self._insert_staged(cur, batch, [rowid for rowid, _line in entries if rowid not in done], line_of)
 
     def _handle_conflicts(self, cur, batch, rowids, line_of):
         for rowid in rowids:
@@ -469,51 +577,124 @@ class TableWriter:
                                       "value": self.plan.describe_record(line_of[rowid]),
                                       "reason": "duplicate: %s (on_conflict=%s)" % (reason_key, self.on_conflict)})
         if self.on_conflict == "update":
-            where = sql.SQL("{} = ANY({})").format(sql.Identifier(STAGE_ROWID), sql.Literal(rowids))
-            cur.execute(self._insert_from_stage(where, upsert=True))
+            cur.execute(self._insert_from_stage(rowid_in(rowids), upsert=True))
 
-    def _classify_pg_error(self, batch, rowid, exc, line):
-        if getattr(exc, "pgcode", None) == UNIQUE_VIOLATION and self.on_conflict != "error":
+    def _classify(self, batch, rowid, error, line):
+        """Record a row PostgreSQL refused (error: a PgError); returns "duplicate" or "reject"."""
+        if error.code == UNIQUE_VIOLATION and self.on_conflict != "error":
             batch.duplicates += 1
             kind = "duplicate"
         else:
             batch.rejected += 1
             kind = "reject"
-        diag = getattr(exc, "diag", None)
-        message = (diag.message_primary if diag and diag.message_primary else str(exc).splitlines()[0])
-        if diag and diag.message_detail:
-            message += " (%s)" % diag.message_detail
-        column = diag.column_name if diag and diag.column_name else None
-        batch.rejects.append({"source_rowid": rowid, "kind": kind, "column": column,
+        message = error.message
+        if error.detail:
+            message += " (%s)" % error.detail
+        batch.rejects.append({"source_rowid": rowid, "kind": kind, "column": error.column or None,
                               "value": self.plan.describe_record(line), "reason": "PostgreSQL: %s" % message})
         return kind
 
-    def _row_by_row_stage(self, cur, batch, rowids, line_of):
-        for rowid in rowids:
-            one = sql.SQL("{} = {}").format(sql.Identifier(STAGE_ROWID), sql.Literal(rowid))
-            insert = self._insert_from_stage(one)
-            upsert = self._insert_from_stage(one, upsert=True) if self.on_conflict == "update" else None
-            cur.execute("SAVEPOINT sqlite_migrate_row")
-            try:
-                cur.execute(insert)
-                batch.copied += 1
-                cur.execute("RELEASE SAVEPOINT sqlite_migrate_row")
-            except psycopg2.Error as exc:
-                cur.execute("ROLLBACK TO SAVEPOINT sqlite_migrate_row")
-                kind = self._classify_pg_error(batch, rowid, exc, line_of[rowid])
-                if kind == "duplicate" and upsert is not None:
-                    cur.execute(upsert)
+    # -- isolating the rows a constraint refuses -------------------------------------------
+    #
+    # One savepoint per row made a failing batch quadratic in practice (issue 20): every
+    # single-row INSERT scanned the whole staging table, and every released savepoint left
+    # a subtransaction behind. Instead: the target's checkable constraints (NOT NULL,
+    # CHECK, foreign keys, unique indexes) are evaluated over the whole staging table with
+    # one query each; the rows they flag are tried one by one inside a PL/pgSQL loop (one
+    # round trip, PostgreSQL's own error per row), the others are inserted together and,
+    # should they still fail (a trigger, an exclusion constraint), halved until the bad
+    # rows stand alone: O(bad rows x log rows) statements.
 
-    def _row_by_row_copy(self, cur, batch, entries):
-        for rowid, line in entries:
-            cur.execute("SAVEPOINT sqlite_migrate_row")
+    def _attempt(self, cur, action, segment):
+        """Run action(cur, segment) under a savepoint: None when it succeeded, else its PgError."""
+        cur.execute("SAVEPOINT sqlite_migrate_part")
+        try:
+            action(cur, segment)
+        except psycopg2.Error as exc:
+            cur.execute("ROLLBACK TO SAVEPOINT sqlite_migrate_part")
+            return pg_error(exc)
+        cur.execute("RELEASE SAVEPOINT sqlite_migrate_part")
+        return None
+
+    def _copy_stage(self, cur, entries):
+        """COPY (rowid, line) entries into the staging table (appends)."""
+        stage_copy = sql.SQL("COPY {} ({}, {}) FROM STDIN" + self.plan.copy_options()).format(
+            sql.Identifier(STAGE), sql.Identifier(STAGE_ROWID), self.col_list).as_string(cur)
+        if self.plan.binary:
+            chunks = (with_leading_bigint(line, rowid) for rowid, line in entries)
+        else:
+            chunks = ("%d\t%s" % (rowid, line) for rowid, line in entries)
+        cur.copy_expert(stage_copy, self._reader(chunks), size=1 << 16)
+
+    def _insert_segment(self, cur, rowids):
+        cur.execute(self._insert_from_stage(rowid_in(rowids)))
+        self._inserted += cur.rowcount
+
+    def _insert_staged(self, cur, batch, rowids, line_of):
+        """Insert the staged rows into the target; the rows PostgreSQL refuses become rejects."""
+        self._inserted = 0
+        attempt = partial(self._attempt, cur, self._insert_segment)
+        failed = []
+        if rowids and attempt(rowids) is not None:
+            suspects = self._suspects(cur)
+            clean = [rowid for rowid in rowids if rowid not in suspects]
+            failed = isolate(clean, attempt)
+            failed.extend(self._insert_each(cur, [rowid for rowid in rowids if rowid in suspects]))
+        batch.copied += self._inserted
+        upserts = [rowid for rowid, error in failed
+                   if self._classify(batch, rowid, error, line_of[rowid]) == "duplicate"]
+        if upserts and self.on_conflict == "update":
+            cur.execute(self._insert_from_stage(rowid_in(upserts), upsert=True))
+
+    def _insert_each(self, cur, rowids):
+        """Insert rows one by one server-side (one round trip); [(rowid, PgError)] of the refused."""
+        if not rowids:
+            return []
+        cur.execute(EACH_ROW_FUNCTION)
+        one = sql.SQL("{} = $1").format(sql.Identifier(STAGE_ROWID))
+        cur.execute("SELECT * FROM pg_temp.sqlite_migrate_each(%s, %s::bigint[])",
+                    (self._insert_from_stage(one).as_string(cur), rowids))
+        failed = [(row[0], PgError(*row[1:])) for row in cur.fetchall()]
+        self._inserted += len(rowids) - len(failed)
+        return failed
+
+    def _suspects(self, cur):
+        """Rowids of staged rows that some constraint of the target would refuse (a superset is fine)."""
+        if self.suspect_queries is None:
+            self.suspect_queries = self._suspect_queries(cur)
+        found = set()
+        for query in list(self.suspect_queries):
+            cur.execute("SAVEPOINT sqlite_migrate_check")
             try:
-                cur.copy_expert(self.copy_sql, self._reader(iter([line])))
-                batch.copied += 1
-                cur.execute("RELEASE SAVEPOINT sqlite_migrate_row")
-            except psycopg2.Error as exc:
-                cur.execute("ROLLBACK TO SAVEPOINT sqlite_migrate_row")
-                self._classify_pg_error(batch, rowid, exc, line)
+                cur.execute(query)
+            except psycopg2.Error:
+                # e.g. a CHECK on a column the mapping does not load: the halving finds those rows
+                cur.execute("ROLLBACK TO SAVEPOINT sqlite_migrate_check")
+                self.suspect_queries.remove(query)
+                continue
+            found.update(row[0] for row in cur.fetchall())
+            cur.execute("RELEASE SAVEPOINT sqlite_migrate_check")
+        return found
+
+    def _suspect_queries(self, cur):
+        loaded = {pc.target for pc in self.plan.columns}
+        select = sql.SQL("SELECT s.{} FROM {} s WHERE ").format(sql.Identifier(STAGE_ROWID), sql.Identifier(STAGE))
+        queries = [select + cond for cond in
+                   not_null_conditions(self.table, loaded) + self._unique_conditions(loaded)]
+        cur.execute(CONSTRAINTS_SQL, (self.table.oid,))
+        for kind, expr, cols, ref_table, ref_cols in cur.fetchall():
+            if kind == "c":
+                queries.append(select + sql.SQL("({}) IS FALSE").format(sql.SQL(expr)))
+            elif set(cols) <= loaded:
+                queries.append(select + fk_condition(cols, ref_table, ref_cols))
+        return queries
+
+    def _unique_conditions(self, loaded):
+        conds = []
+        for unique in self.table.unique_keys:
+            if set(unique.columns) <= loaded:
+                conds.append(unique_condition(self.table, unique.columns, unique.nulls_not_distinct))
+        return conds
 
     def _apply_upserts(self, cur, batch):
         entries = sorted(batch.upserts.values())
