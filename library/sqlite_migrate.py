@@ -60,6 +60,13 @@ options:
         key column left without a value, and an explicit rename or derive into a column the target lacks, are
         errors naming the column and what to set.
       - Default is every table of the SQLite file with the same name and columns.
+      - Names the mapping does not give (a table without C(target), a column not renamed in C(columns)) find
+        their target by exact name, else by PostgreSQL's unquoted (lower-case) form, which a schema written
+        without quotes (by hand or by pgloader) has - SQLite C(Album.AlbumId) loads into C(album.albumid), noted
+        in the table's C(notes). The form is used only when the target has no other spelling of the name
+        differing in case; otherwise, and when two source names land in one target column, the error names both
+        candidates. A name the mapping gives is matched exactly (the error names the spellings differing only in
+        case). A name over 63 bytes of UTF-8 (PostgreSQL's NAMEDATALEN-1) is an error naming it.
       - The quant platform's mapping is the default of the sqlite_migration role.
     type: dict
   on_conflict:

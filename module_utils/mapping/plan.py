@@ -50,6 +50,7 @@ from ansible.module_utils.convert.binary_copy import (
 from ansible.module_utils.convert.text_copy import make_converter, unescape_copy_text
 from ansible.module_utils.convert.types import Options
 from ansible.module_utils.mapping.derive import DeriveContext, MappingError, compile_derive
+from ansible.module_utils.mapping.names import check_no_fold_collision, resolve_name
 from ansible.module_utils.mapping.row_converter import compile_row_converter
 from ansible.module_utils.mapping.target import natural_key
 
@@ -127,6 +128,7 @@ class TablePlan:
         self.warnings = []  # schema-stage differences, one line each
         self.notes = []  # decisions worth showing (e.g. derived period ends)
         self.binary = False
+        self.target_folded = False  # the target table is the lower-case form of the source name (names.py)
 
     def line_builder(self):
         """fields -> one COPY row in the table's format."""
@@ -219,22 +221,31 @@ def _named_columns(plan, spec, ctx):
 def _plan_source_columns(plan, target, src_cols, renames, drop, transforms):  # noqa: PLR0917
     """One PlanColumn per loaded source column; returns the set of filled target columns."""
     used_targets = set()
+    resolved, folded_cols = [], []
     for col in src_cols:
         if col in drop:
             plan.dropped.append(col)
             continue
-        tname = renames.get(col, col)
-        if tname not in target.columns:
+        tname, folded = resolve_name(renames.get(col, col), target.columns, "column %s.%s" % (
+            target.display, renames.get(col, col)), explicit=col in renames)
+        if tname is None:
             if col in renames:
                 raise MappingError("source column %s.%s is renamed to %r in `columns`, which %s does not have"
-                                   % (plan.source_table, col, tname, target.display))
+                                   % (plan.source_table, col, renames[col], target.display))
             plan.unloaded.append(col)
             continue
         if target.columns[tname].generated:
             raise MappingError("target column %s.%s is generated and cannot be loaded" % (target.display, tname))
+        resolved.append((col, tname, folded))
+        check_no_fold_collision(resolved, "source columns of %s:" % plan.source_table)
+        if folded:
+            folded_cols.append("%s -> %s" % (col, tname))
         plan.columns.append(PlanColumn(tname, source=col, transforms=transforms.get(col)))
         plan.source_columns.append(col)
         used_targets.add(tname)
+    if folded_cols:
+        plan.notes.append("columns loaded into PostgreSQL's unquoted (lower-case) form of their name: %s"
+                          % ", ".join(folded_cols))
     return used_targets
 
 

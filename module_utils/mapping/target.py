@@ -11,6 +11,7 @@ from collections import namedtuple
 
 from ansible.module_utils.convert.types import TargetType
 from ansible.module_utils.mapping.derive import MappingError
+from ansible.module_utils.mapping.names import resolve_name
 
 try:
     from psycopg2 import sql
@@ -99,6 +100,28 @@ def natural_key(table, keys, target, loaded):
     if primary is not None and all(c in loaded for c in primary.columns):
         return primary
     return None
+
+
+def table_names(cur, schema):
+    """Names of the tables (plain and partitioned) of a target schema."""
+    cur.execute(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relkind IN ('r', 'p')",
+        (schema,),
+    )
+    return {row[0] for row in cur.fetchall()}
+
+
+def find_table(cur, schema, name, explicit=False):
+    """(target table name, folded) for a source table (module_utils/mapping/names.py has the rule).
+
+    Raises TargetError when no table fits; the message names the tables differing only in case.
+    """
+    what = "target table %s.%s" % (schema, name)
+    found, folded = resolve_name(name, table_names(cur, schema), what, explicit)
+    if found is None:
+        raise TargetError("%s does not exist (create the schema first)" % what)
+    return found, folded
 
 
 def load_table(cur, schema, name):

@@ -32,11 +32,13 @@ from ansible.module_utils.core.quant_meta import (
 )
 from ansible.module_utils.core.sqlite_source import SourceError, open_source
 from ansible.module_utils.mapping.legacy import LegacyError, extend_migration
+from ansible.module_utils.mapping.names import check_no_fold_collision
 from ansible.module_utils.mapping.plan import MappingError, build_plan, table_order
 from ansible.module_utils.mapping.target import (
     TargetError,
     count_rows_exist,
     droppable_indexes,
+    find_table,
     load_table,
     sync_sequences,
 )
@@ -147,15 +149,13 @@ class Migration:
             raise MigrationError("legacy tables: %s" % exc, self.result) from None
         lookups = {}
         self.plans = []
+        resolved = []
         with self.conn.cursor() as cur:
             for name in order:
-                spec = mapping.get(name) or {}
                 try:
-                    target = load_table(cur, spec.get("schema") or "public", spec.get("target") or name)
-                    plan = build_plan(name, spec, self.source, target, self.options, lookups)
-                    if self.on_conflict == "update" and plan.keys and not target.unique_for(plan.keys):
-                        raise MappingError("on_conflict=update needs a unique index on (%s) in %s"
-                                           % (", ".join(plan.keys), target.display))
+                    plan = self.plan_table(cur, name, mapping.get(name) or {}, lookups)
+                    resolved.append((name, plan.target_display, plan.target_folded))
+                    check_no_fold_collision(resolved, "source tables")
                 except (TargetError, MappingError) as exc:
                     raise MigrationError("checking the mapping for table %s: %s" % (name, exc), self.result) from None
                 if not self.source.has_rowid(name):
@@ -165,6 +165,21 @@ class Migration:
                     self.warn(text)
                 self.plans.append(plan)
         self.conn.rollback()
+
+    def plan_table(self, cur, name, spec, lookups):
+        """The table's plan; a target the mapping does not name is found by name (mapping/names.py)."""
+        schema = spec.get("schema") or "public"
+        target_name, folded = find_table(cur, schema, spec.get("target") or name, explicit=bool(spec.get("target")))
+        target = load_table(cur, schema, target_name)
+        plan = build_plan(name, dict(spec, target=target_name), self.source, target, self.options, lookups)
+        plan.target_folded = folded
+        if folded:
+            plan.notes.append("table %s: loaded into %s, PostgreSQL's unquoted (lower-case) form of its name"
+                              % (name, target.display))
+        if self.on_conflict == "update" and plan.keys and not target.unique_for(plan.keys):
+            raise MappingError("on_conflict=update needs a unique index on (%s) in %s"
+                               % (", ".join(plan.keys), target.display))
+        return plan
 
     def skip_missing_tables(self, order):
         """Tables of the mapping the file does not have (an older schema stage): reported, 0 rows."""

@@ -1,0 +1,107 @@
+"""sqlite_migrate on SQLite files nobody designed for it (issue 20, items 1, 6, 7), against a real
+PostgreSQL whose schema was written without quotes (lower-case names, as pgloader makes them)."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from ansible.module_utils.migrate.runner import MigrationError, run_migration
+
+pytestmark = pytest.mark.integration
+
+MIXED_CASE_SOURCE = """
+CREATE TABLE "Artist" ("ArtistId" INTEGER PRIMARY KEY, "Name" NVARCHAR(120));
+INSERT INTO "Artist" VALUES (1, 'AC/DC'), (2, 'Accept');
+CREATE TABLE "Album" ("AlbumId" INTEGER PRIMARY KEY, "Title" NVARCHAR(160) NOT NULL, "ArtistId" INTEGER NOT NULL);
+INSERT INTO "Album" VALUES (1, 'For Those About To Rock', 1), (2, 'Balls to the Wall', 2), (3, 'Restless', 2);
+"""
+
+LOWER_CASE_TARGET = """
+CREATE TABLE artist (artistid integer PRIMARY KEY, name varchar(120));
+CREATE TABLE album (albumid integer PRIMARY KEY, title varchar(160) NOT NULL, artistid integer NOT NULL);
+"""
+
+
+def make_source(path, script):
+    db = sqlite3.connect(path)
+    db.executescript(script)
+    db.commit()
+    db.close()
+    return str(path)
+
+
+def pg_exec(pg_server, db, script):
+    conn = pg_server.connect(db)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(script)
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def pg_rows(pg_server, db, query):
+    conn = pg_server.connect(db)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(query)
+            return cur.fetchall()
+    finally:
+        conn.close()
+
+
+def params(pg_server, db, src, **extra):
+    out = pg_server.params(db)
+    out.update(src=src, verify_source=True)
+    out.update(extra)
+    return out
+
+
+# -- item 1: names ------------------------------------------------------------------------------------
+
+def test_mixed_case_source_loads_into_lower_case_schema(pg_server, pg_db, tmp_path):
+    src = make_source(tmp_path / "music.db", MIXED_CASE_SOURCE)
+    pg_exec(pg_server, pg_db, LOWER_CASE_TARGET)
+    result = run_migration(params(pg_server, pg_db, src, tables=None))
+    album = result["tables"]["Album"]
+    assert album["target"] == "public.album" and album["copied_rows"] == 3
+    assert any("public.album" in note and "lower-case" in note for note in album["notes"])
+    assert any("AlbumId -> albumid" in note for note in album["notes"])
+    assert pg_rows(pg_server, pg_db, "SELECT albumid, title, artistid FROM album ORDER BY 1") == [
+        (1, "For Those About To Rock", 1), (2, "Balls to the Wall", 2), (3, "Restless", 2)]
+    assert pg_rows(pg_server, pg_db, "SELECT count(*) FROM artist") == [(2,)]
+
+
+def test_explicit_target_is_exact_and_the_error_names_the_lower_case_table(pg_server, pg_db, tmp_path):
+    src = make_source(tmp_path / "music.db", MIXED_CASE_SOURCE)
+    pg_exec(pg_server, pg_db, LOWER_CASE_TARGET)
+    with pytest.raises(MigrationError) as info:
+        run_migration(params(pg_server, pg_db, src, mapping={"Album": {"target": "Album"}}))
+    msg = str(info.value)
+    assert "public.Album does not exist" in msg and "album" in msg and "only in case" in msg
+
+
+def test_ambiguous_target_table_names_both_candidates(pg_server, pg_db, tmp_path):
+    src = make_source(tmp_path / "music.db", 'CREATE TABLE "ALBUM" (id INTEGER PRIMARY KEY);')
+    pg_exec(pg_server, pg_db, 'CREATE TABLE album (id int); CREATE TABLE "Album" (id int);')
+    with pytest.raises(MigrationError) as info:
+        run_migration(params(pg_server, pg_db, src))
+    assert "Album and album" in str(info.value) and "ambiguous" in str(info.value)
+
+
+def test_a_rename_and_a_fold_into_one_column_is_an_error(pg_server, pg_db, tmp_path):
+    # SQLite names are case-insensitive, so a clash needs a rename: label -> title, and Title folds to title
+    src = make_source(tmp_path / "cols.db", 'CREATE TABLE t ("Title" TEXT, label TEXT);')
+    pg_exec(pg_server, pg_db, "CREATE TABLE t (title text);")
+    with pytest.raises(MigrationError) as info:
+        run_migration(params(pg_server, pg_db, src, mapping={"t": {"columns": {"label": "title"}}}))
+    assert "Title and label both resolve to title" in str(info.value)
+
+
+def test_name_over_63_bytes_is_named(pg_server, pg_db, tmp_path):
+    long_name = "é" * 32  # 64 bytes of UTF-8, 32 characters
+    src = make_source(tmp_path / "long.db", 'CREATE TABLE "%s" (id INTEGER PRIMARY KEY);' % long_name)
+    with pytest.raises(MigrationError) as info:
+        run_migration(params(pg_server, pg_db, src))
+    assert long_name in str(info.value) and "64 bytes" in str(info.value)
