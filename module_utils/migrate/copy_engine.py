@@ -53,25 +53,27 @@ PgError = namedtuple("PgError", "code message detail column")
 
 # Inserts rows one by one, each in its own subtransaction, in one round trip: the rows
 # that fail come back with PostgreSQL's error (the same fields psycopg2 reports).
+# INSERT_ONE is replaced by the single-row INSERT reading the variable sqlite_migrate_one.
 EACH_ROW_FUNCTION = """
-CREATE OR REPLACE FUNCTION pg_temp.sqlite_migrate_each(stmt text, ids bigint[])
+CREATE OR REPLACE FUNCTION pg_temp.sqlite_migrate_each(ids bigint[])
 RETURNS TABLE (o_rowid bigint, o_code text, o_message text, o_detail text, o_column text)
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql AS $sqlite_migrate_each$
+#variable_conflict use_column
 DECLARE
-    one bigint;
+    sqlite_migrate_one bigint;
 BEGIN
-    FOREACH one IN ARRAY ids LOOP
+    FOREACH sqlite_migrate_one IN ARRAY ids LOOP
         BEGIN
-            EXECUTE stmt USING one;
+            INSERT_ONE;
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS o_code = RETURNED_SQLSTATE, o_message = MESSAGE_TEXT,
                 o_detail = PG_EXCEPTION_DETAIL, o_column = COLUMN_NAME;
-            o_rowid := one;
+            o_rowid := sqlite_migrate_one;
             RETURN NEXT;
         END;
     END LOOP;
 END
-$fn$
+$sqlite_migrate_each$
 """
 
 # CHECK and FOREIGN KEY constraints of a table, with column names in key order.
@@ -443,6 +445,7 @@ class TableWriter:
                              % (", ".join(plan.keys), self.table.display))
         self.stage_ready = False
         self.suspect_queries = None  # built from the catalog on the first failing batch
+        self.stage_first = False  # skip the direct COPY while batches keep needing the staging table
         self._inserted = 0
 
     # -- the fast path -----------------------------------------------------------------
@@ -455,7 +458,12 @@ class TableWriter:
         gen = feeder.fill(batch, batch_rows)
         state = "ok"
         try:
-            cur.copy_expert(self.copy_sql, self._reader(gen), size=1 << 16)
+            if self.stage_first:
+                # the previous batch had rows PostgreSQL refused: this one most likely has too,
+                # and a COPY refused at its end (a foreign key) costs as much as a whole load
+                state = "failed"
+            else:
+                cur.copy_expert(self.copy_sql, self._reader(gen), size=1 << 16)
         except _Replaced:
             state = "replaced"
         except psycopg2.Error:
@@ -561,7 +569,8 @@ class TableWriter:
             cur.execute(sql.SQL("DELETE FROM {} WHERE {}").format(sql.Identifier(STAGE), rowid_in(conflicted)))
         done = {rowid for (rowid, _line), _error in refused}
         done.update(conflicted)
-        self._insert_staged(cur, batch, [rowid for rowid, _line in entries if rowid not in done], line_of)
+        failed = self._insert_staged(cur, batch, [rowid for rowid, _line in entries if rowid not in done], line_of)
+        self.stage_first = bool(done or failed)
 
     def _handle_conflicts(self, cur, batch, rowids, line_of):
         for rowid in rowids:
@@ -633,27 +642,27 @@ class TableWriter:
     def _insert_staged(self, cur, batch, rowids, line_of):
         """Insert the staged rows into the target; the rows PostgreSQL refuses become rejects."""
         self._inserted = 0
-        attempt = partial(self._attempt, cur, self._insert_segment)
-        failed = []
-        if rowids and attempt(rowids) is not None:
-            suspects = self._suspects(cur)
-            clean = [rowid for rowid in rowids if rowid not in suspects]
-            failed = isolate(clean, attempt)
-            failed.extend(self._insert_each(cur, [rowid for rowid in rowids if rowid in suspects]))
+        # the batch failed once already: check first rather than try the whole batch again
+        suspects = self._suspects(cur) if rowids else set()
+        clean = [rowid for rowid in rowids if rowid not in suspects]
+        failed = isolate(clean, partial(self._attempt, cur, self._insert_segment))
+        failed.extend(self._insert_each(cur, [rowid for rowid in rowids if rowid in suspects]))
         batch.copied += self._inserted
         upserts = [rowid for rowid, error in failed
                    if self._classify(batch, rowid, error, line_of[rowid]) == "duplicate"]
         if upserts and self.on_conflict == "update":
             cur.execute(self._insert_from_stage(rowid_in(upserts), upsert=True))
+        return failed
 
     def _insert_each(self, cur, rowids):
         """Insert rows one by one server-side (one round trip); [(rowid, PgError)] of the refused."""
         if not rowids:
             return []
-        cur.execute(EACH_ROW_FUNCTION)
-        one = sql.SQL("{} = $1").format(sql.Identifier(STAGE_ROWID))
-        cur.execute("SELECT * FROM pg_temp.sqlite_migrate_each(%s, %s::bigint[])",
-                    (self._insert_from_stage(one).as_string(cur), rowids))
+        # static SQL in the function body: PL/pgSQL plans it once for the whole loop
+        one = sql.SQL("{} = sqlite_migrate_one").format(sql.Identifier(STAGE_ROWID))
+        cur.execute(EACH_ROW_FUNCTION.replace("INSERT_ONE", self._insert_from_stage(one).as_string(cur)))
+        cur.execute("SELECT * FROM pg_temp.sqlite_migrate_each(%s::bigint[])",
+                    ("{%s}" % ",".join(str(r) for r in rowids),))
         failed = [(row[0], PgError(*row[1:])) for row in cur.fetchall()]
         self._inserted += len(rowids) - len(failed)
         return failed
