@@ -19,6 +19,11 @@ description:
     NULLS NOT DISTINCT (SQL and SQLite semantics). Orphans (lookup misses, I(references) misses) are rejects.
   - Progress and checkpoints live in C(quant_meta.migration_checkpoints); each batch commits together with
     its checkpoint, so a killed run continues exactly with I(resume=true).
+  - A WITHOUT ROWID table (no rowid to resume on) streams in primary-key order and a resumed load skips the
+    rows already processed in that order; that is exact because a resume is refused when the file changed
+    (size, modification time or schema). Its rejects' C(source_rowid) is the row's 1-based position in that
+    order. Views are not copied (they hold no rows of their own; the rows they show come with their tables)
+    and are listed in C(skipped_views) with that reason; a view named in I(mapping) is skipped with a warning.
   - A session-level advisory lock prevents two concurrent loads into the same database.
   - Conversion rules (documented decisions) - empty strings stay C('') in text columns and become NULL in
     other types (I(empty_as_null)); naive timestamps are UTC; dates accept C(YYYY-MM-DD), C(YYYYMMDD),
@@ -169,8 +174,8 @@ options:
         defaults, indexes and foreign keys are not copied.
       - The tables are then loaded like mapped tables (identity mapping with this schema, after the mapped
         tables, same checkpoints and resume) by full runs; a run with I(tables) copies no legacy table.
-      - A name over 63 bytes is an error (PostgreSQL would truncate it); a WITHOUT ROWID table cannot be
-        streamed resumably and is listed in C(unmapped_tables) with a warning.
+      - A name over 63 bytes is an error (PostgreSQL would truncate it); a WITHOUT ROWID table is copied like
+        the others (see the description).
       - It must not be the schema of a mapped table, C(public) or a system schema.
     type: str
     default: ""
@@ -294,9 +299,14 @@ legacy_created:
   returned: when a legacy table was (or would be) created
   type: list
   elements: str
+skipped_views:
+  description: Views of the SQLite file, with the reason they are not copied.
+  returned: when the file has views
+  type: dict
+  sample: {invoice_totals: "a view: it holds no rows of its own (...); recreate it in PostgreSQL if needed"}
 unmapped_tables:
   description: SQLite tables left out of the migration, with their row count (null if unreadable).
-  returned: when the file has tables outside the mapping and legacy_schema is empty, or WITHOUT ROWID ones
+  returned: when the file has tables outside the mapping and legacy_schema is empty
   type: dict
   sample: {backtest_results: 12, filter_cache_stage0: 3100}
 queries:

@@ -4,8 +4,8 @@
   SQLite 3 header, schema readable, optional ``PRAGMA quick_check``) and raises
   ``SourceError`` with one sentence that names the file.
 * Rows are streamed with stdlib sqlite3 in ``rowid`` order (or ``ORDER BY
-  <order_by>, rowid`` for hypertables), a ``fetchmany`` page at a time, so a
-  table is never held in memory.
+  <order_by>, rowid`` for hypertables, and primary-key order for WITHOUT ROWID
+  tables), a ``fetchmany`` page at a time, so a table is never held in memory.
 * TEXT arrives as bytes (``text_factory=bytes``) so invalid UTF-8 is detected
   per value by the converters (convert/) instead of aborting the whole cursor.
 """
@@ -105,6 +105,17 @@ class SqliteSource:
     def has_table(self, name):
         return name in self.tables()
 
+    def views(self):
+        return [name for kind, name, _tbl, _sql in self._schema if kind == "view"]
+
+    def primary_key(self, table):
+        """Primary key columns in key order ([] without one)."""
+        try:
+            info = self.conn.execute("PRAGMA table_info(%s)" % qi(table)).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise SourceError("source SQLite file %s: cannot read table %s: %s" % (self.path, table, exc)) from None
+        return [_s(row[1]) for row in sorted((r for r in info if r[5]), key=lambda r: r[5])]
+
     def columns(self, table):
         """Column names (declared order) of a table."""
         if table not in self._columns:
@@ -179,16 +190,27 @@ class SqliteSource:
 
     # -- rows ------------------------------------------------------------------------
 
-    def iter_rows(self, table, columns, order_by=(), after_rowid=None, skip=0, page=2000):  # noqa: PLR0917
+    def iter_rows(self, table, columns, order_by=(), after_rowid=None, skip=0, page=2000, key=()):  # noqa: PLR0917
         """Yield tuples ``(rowid, col1, col2, ...)``.
 
         Without order_by: ``WHERE rowid > after_rowid ORDER BY rowid``
         (resumable by rowid, no OFFSET scans). With order_by: ``ORDER BY
         <order_by>, rowid`` and ``skip`` rows already processed (a one-time
         OFFSET on resume; the order is total, so it is deterministic).
+
+        key: the primary key of a WITHOUT ROWID table, which has no rowid: the rows
+        come ``ORDER BY <order_by>, <key>`` (total: the key is unique and NOT NULL
+        there) and the first item is the row's 1-based position in that order,
+        so a resume skips the rows already processed like the order_by case.
         """
         cols = ", ".join(qi(c) for c in columns)
-        if order_by:
+        params = ()
+        if key:
+            order = list(order_by) + [c for c in key if c not in order_by]
+            query = "SELECT %s FROM %s ORDER BY %s" % (cols, qi(table), ", ".join(qi(c) for c in order))
+            if skip:
+                query += " LIMIT -1 OFFSET %d" % int(skip)
+        elif order_by:
             # The sort runs before the first row arrives, while the target has nothing to do:
             # a second sorter thread takes the other core (full sample: 3.0 s instead of 3.6 s)
             self.conn.execute("PRAGMA threads = %d" % SORTER_THREADS)
@@ -196,12 +218,14 @@ class SqliteSource:
                 cols, qi(table), ", ".join(qi(c) for c in order_by))
             if skip:
                 query += " LIMIT -1 OFFSET %d" % int(skip)
-            params = ()
         else:
             query = "SELECT rowid, %s FROM %s WHERE rowid > ? ORDER BY rowid" % (cols, qi(table))
             params = (after_rowid if after_rowid is not None else -(2**63),)
         try:
             cur = self.conn.execute(query, params)
+            if key:
+                yield from _numbered(cur, page, int(skip))
+                return
             while True:
                 rows = cur.fetchmany(page)
                 if not rows:
@@ -248,6 +272,18 @@ class SqliteSource:
                 self.conn.close()
             except sqlite3.Error:
                 pass
+
+
+def _numbered(cur, page, done):
+    """Rows of cur prefixed with their 1-based position, counting on from `done` (WITHOUT ROWID tables)."""
+    pos = done
+    while True:
+        rows = cur.fetchmany(page)
+        if not rows:
+            return
+        for row in rows:
+            pos += 1
+            yield (pos, *row)
 
 
 def _is_locked(exc):

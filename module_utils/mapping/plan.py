@@ -129,6 +129,7 @@ class TablePlan:
         self.notes = []  # decisions worth showing (e.g. derived period ends)
         self.binary = False
         self.target_folded = False  # the target table is the lower-case form of the source name (names.py)
+        self.rowless_key = []  # WITHOUT ROWID source: its primary key orders the rows, numbered by position
 
     def line_builder(self):
         """fields -> one COPY row in the table's format."""

@@ -56,6 +56,8 @@ except ImportError:  # pragma: no cover
 
 DEFAULT_BATCH_ROWS = 50000
 SAMPLE_REJECTS = 20
+VIEW_REASON = ("a view: it holds no rows of its own (the rows it shows are migrated with its tables); "
+               "recreate it in PostgreSQL if needed")
 
 
 class MigrationError(Exception):
@@ -158,9 +160,6 @@ class Migration:
                     check_no_fold_collision(resolved, "source tables")
                 except (TargetError, MappingError) as exc:
                     raise MigrationError("checking the mapping for table %s: %s" % (name, exc), self.result) from None
-                if not self.source.has_rowid(name):
-                    raise MigrationError("source table %s is a WITHOUT ROWID table, which cannot be streamed "
-                                         "resumably" % name, self.result)
                 for text in plan.warnings:
                     self.warn(text)
                 self.plans.append(plan)
@@ -173,6 +172,12 @@ class Migration:
         target = load_table(cur, schema, target_name)
         plan = build_plan(name, dict(spec, target=target_name), self.source, target, self.options, lookups)
         plan.target_folded = folded
+        if not self.source.has_rowid(name):
+            plan.rowless_key = self.source.primary_key(name)
+            plan.notes.append(
+                "table %s is a WITHOUT ROWID table: streamed in primary-key order (%s), a rerun with resume: true "
+                "continues by position in that order (refused if the file changed); source_rowid in its rejects "
+                "is that 1-based position" % (name, ", ".join(plan.rowless_key)))
         if folded:
             plan.notes.append("table %s: loaded into %s, PostgreSQL's unquoted (lower-case) form of its name"
                               % (name, target.display))
@@ -184,9 +189,13 @@ class Migration:
     def skip_missing_tables(self, order):
         """Tables of the mapping the file does not have (an older schema stage): reported, 0 rows."""
         present = []
+        views = set(self.list_views())
         for name in order:
             if self.source.has_table(name):
                 present.append(name)
+                continue
+            if name in views:
+                self.warn("%s: %s; skipped" % (name, VIEW_REASON))
                 continue
             text = ("%s: the SQLite file has no table %s (older schema stage); skipped, 0 rows"
                     % (name, name))
@@ -196,6 +205,13 @@ class Migration:
                 "seconds": 0.0, "rows_per_second": 0.0, "status": "missing", "rejects_sample": [],
                 "warnings": [text], "notes": []}
         return present
+
+    def list_views(self):
+        """The file's views, listed in the result as skipped (with the reason), never copied."""
+        views = self.source.views()
+        if views:
+            self.result["skipped_views"] = {name: VIEW_REASON for name in views}
+        return views
 
     def warn(self, text):
         """A module-level warning (result `warnings`; the module shows each one)."""
@@ -418,9 +434,10 @@ class Migration:
         """Stream the source rows into the target batch by batch; returns (copied, rejected, duplicates),
         counting the interrupted load's rows too."""
         name = plan.source_table
+        by_position = bool(plan.order_by or plan.rowless_key)  # resumed by skipping, not by rowid
         rows = self.source.iter_rows(name, plan.source_columns, plan.order_by,
-                                     after_rowid=None if plan.order_by else start.after_rowid,
-                                     skip=start.done_rows if plan.order_by else 0)
+                                     after_rowid=None if by_position else start.after_rowid,
+                                     skip=start.done_rows if by_position else 0, key=plan.rowless_key)
         feeder = RowFeeder(plan, rows, plan.on_conflict or self.on_conflict)
         writer = TableWriter(self.conn, plan, plan.on_conflict or self.on_conflict, start.run_id, self.queries)
         batch_rows = int(plan.batch_rows or self.params.get("batch_rows") or DEFAULT_BATCH_ROWS)
@@ -517,7 +534,7 @@ class Migration:
         name = plan.source_table
         started = time.monotonic()
         source_rows = self.source.count(name)
-        rows = self.source.iter_rows(name, plan.source_columns, plan.order_by)
+        rows = self.source.iter_rows(name, plan.source_columns, plan.order_by, key=plan.rowless_key)
         feeder = RowFeeder(plan, rows, plan.on_conflict or self.on_conflict)
         batch_rows = int(plan.batch_rows or self.params.get("batch_rows") or DEFAULT_BATCH_ROWS)
         copied = rejected = duplicates = 0

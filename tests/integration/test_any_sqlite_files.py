@@ -105,3 +105,81 @@ def test_name_over_63_bytes_is_named(pg_server, pg_db, tmp_path):
     with pytest.raises(MigrationError) as info:
         run_migration(params(pg_server, pg_db, src))
     assert long_name in str(info.value) and "64 bytes" in str(info.value)
+
+
+# -- item 6: WITHOUT ROWID tables and views -----------------------------------------------------------
+
+ROWLESS_SOURCE = """
+CREATE TABLE "PlayCount" ("Region" TEXT NOT NULL, "TrackId" INTEGER NOT NULL, "Plays" INTEGER,
+                          PRIMARY KEY ("Region", "TrackId")) WITHOUT ROWID;
+CREATE VIEW "TopTracks" AS SELECT "TrackId", sum("Plays") AS plays FROM "PlayCount" GROUP BY "TrackId";
+"""
+
+ROWLESS_TARGET = "CREATE TABLE playcount (region text, trackid integer, plays integer, PRIMARY KEY (region, trackid));"
+
+
+def rowless_source(path, rows):
+    src = make_source(path, ROWLESS_SOURCE)
+    db = sqlite3.connect(src)
+    db.executemany('INSERT INTO "PlayCount" VALUES (?, ?, ?)', rows)
+    db.commit()
+    db.close()
+    return src
+
+
+def rowless_rows(count):
+    """Rows in an order unrelated to the key, so key order is observable."""
+    return [("EU" if i % 3 else "US", (i * 7919) % 10007, i) for i in range(count)]
+
+
+def test_without_rowid_table_loads_in_key_order_and_views_are_listed(pg_server, pg_db, tmp_path):
+    rows = [*rowless_rows(500), ("ZZ", 1, "many")]  # last in key order: position 501
+    src = rowless_source(tmp_path / "plays.db", rows)
+    pg_exec(pg_server, pg_db, ROWLESS_TARGET)
+    result = run_migration(params(pg_server, pg_db, src, batch_rows=64, max_reject_ratio=0.01))
+    res = result["tables"]["PlayCount"]
+    assert (res["source_rows"], res["copied_rows"], res["rejected_rows"]) == (501, 500, 1)
+    assert any("WITHOUT ROWID" in note and "Region, TrackId" in note for note in res["notes"])
+    assert res["rejects_sample"][0]["source_rowid"] == 501 and res["rejects_sample"][0]["column"] == "plays"
+    assert "TopTracks" in result["skipped_views"] and "no rows of its own" in result["skipped_views"]["TopTracks"]
+    assert "TopTracks" not in result["tables"]
+    want = sorted(r for r in rows if r[0] != "ZZ")
+    assert pg_rows(pg_server, pg_db, "SELECT region, trackid, plays FROM playcount ORDER BY 1, 2") == want
+
+
+def test_without_rowid_table_resumes_by_position(pg_server, pg_db, tmp_path):
+    rows = rowless_rows(400)
+    src = rowless_source(tmp_path / "plays.db", rows)
+    pg_exec(pg_server, pg_db, ROWLESS_TARGET)
+    first = run_migration(params(pg_server, pg_db, src, batch_rows=50))
+    assert first["tables"]["PlayCount"]["copied_rows"] == 400
+    # what a run killed after 150 rows leaves: its committed batches and a running checkpoint
+    pg_exec(pg_server, pg_db, """
+        DELETE FROM playcount WHERE (region, trackid) NOT IN (
+            SELECT region, trackid FROM playcount ORDER BY region COLLATE "C", trackid LIMIT 150);
+        UPDATE quant_meta.migration_checkpoints SET status = 'running', copied_rows = 150, last_rowid = 150
+         WHERE table_name = 'PlayCount';
+    """)
+    with pytest.raises(MigrationError, match=r"interrupted load.*resume: true"):
+        run_migration(params(pg_server, pg_db, src, batch_rows=50))
+    result = run_migration(params(pg_server, pg_db, src, batch_rows=50, resume=True))
+    res = result["tables"]["PlayCount"]
+    assert res["status"] == "resumed" and (res["copied_rows"], res["duplicate_rows"], res["rejected_rows"]) == (
+        400, 0, 0)
+    assert pg_rows(pg_server, pg_db, "SELECT region, trackid, plays FROM playcount ORDER BY 1, 2") == sorted(rows)
+
+
+def test_check_mode_reads_without_rowid_tables(pg_server, pg_db, tmp_path):
+    src = rowless_source(tmp_path / "plays.db", rowless_rows(30))
+    pg_exec(pg_server, pg_db, ROWLESS_TARGET)
+    result = run_migration(params(pg_server, pg_db, src), check_mode=True)
+    assert result["tables"]["PlayCount"]["copied_rows"] == 30
+    assert result["tables"]["PlayCount"]["status"] == "would_copy"
+
+
+def test_a_view_named_in_the_mapping_is_skipped_with_a_warning(pg_server, pg_db, tmp_path):
+    src = rowless_source(tmp_path / "plays.db", rowless_rows(3))
+    pg_exec(pg_server, pg_db, ROWLESS_TARGET)
+    result = run_migration(params(pg_server, pg_db, src, mapping={"PlayCount": {}, "TopTracks": {}}))
+    assert result["tables"]["PlayCount"]["copied_rows"] == 3 and "TopTracks" not in result["tables"]
+    assert any(w.startswith("TopTracks: a view") for w in result["warnings"])

@@ -56,6 +56,7 @@ INSERT INTO wr_cache VALUES ('a', 1), ('b', 2);
 """
 
 LEGACY = ["backtest_results", "filter_cache_stage0", "gpt_analysis", "kelly_history", 'we"ird name']
+COPIED = [*LEGACY, "wr_cache"]  # a WITHOUT ROWID table is copied too (issue 20, item 6), not validated by content
 ROWS = {
     "backtest_results": 3,
     "filter_cache_stage0": 3,
@@ -149,15 +150,15 @@ def validate(params, **extra):
 def test_every_legacy_row_and_value_is_copied_and_validates(legacy):
     conn, params = legacy
     result = run_migration(params)
-    assert result["legacy_tables"] == {t: "sqlite_legacy.%s" % t for t in LEGACY}
-    assert sorted(result["legacy_created"]) == sorted(LEGACY)
-    for table in LEGACY:
+    assert result["legacy_tables"] == {t: "sqlite_legacy.%s" % t for t in COPIED}
+    assert sorted(result["legacy_created"]) == sorted(COPIED)
+    for table in COPIED:
         res = result["tables"][table]
         assert (res["source_rows"], res["copied_rows"], res["rejected_rows"]) == (ROWS[table], ROWS[table], 0), res
         assert_same_rows(conn, params["src"], table)
-    # the WITHOUT ROWID table cannot be streamed: listed, with a warning that says why
-    assert result["unmapped_tables"] == {"wr_cache": 2}
-    assert any(w.startswith("wr_cache: ") and "WITHOUT ROWID" in w for w in result["warnings"])
+    # the WITHOUT ROWID table streams in primary-key order: copied, with a note that says how
+    assert "unmapped_tables" not in result
+    assert any("WITHOUT ROWID" in note for note in result["tables"]["wr_cache"]["notes"])
     assert any(w.startswith("backtest_results: column total_trades declared INTEGER") for w in result["warnings"])
     types = column_types(conn, "backtest_results")
     assert types == {
@@ -224,7 +225,7 @@ def test_every_legacy_row_and_value_is_copied_and_validates(legacy):
     # a second run skips them by checkpoint, creates nothing
     again = run_migration(params)
     assert "legacy_created" not in again
-    assert {again["tables"][t]["status"] for t in LEGACY} == {"skipped"}
+    assert {again["tables"][t]["status"] for t in COPIED} == {"skipped"}
     # a dropped copy is recreated and loaded again, not skipped by its stale checkpoint
     with conn.cursor() as cur:
         cur.execute("DROP TABLE sqlite_legacy.kelly_history")
@@ -250,7 +251,7 @@ def test_rows_without_checkpoint_are_not_loaded_twice(legacy):
 def test_check_mode_creates_nothing(legacy):
     conn, params = legacy
     result = run_migration(params, check_mode=True)
-    assert sorted(result["legacy_created"]) == sorted(LEGACY)
+    assert sorted(result["legacy_created"]) == sorted(COPIED)
     assert result["changed"] is True
     assert result["tables"]["gpt_analysis"]["status"] == "would_copy"
     assert result["tables"]["gpt_analysis"]["copied_rows"] == 3
