@@ -29,7 +29,16 @@ description:
     other types (I(empty_as_null)); naive timestamps are UTC; dates accept C(YYYY-MM-DD), C(YYYYMMDD),
     C(YYYY/MM/DD) and epoch integers; booleans accept 0/1, true/false, t/f, yes/no, y/n, on/off;
     numbers stored as text may use C(,) thousands separators; C(inf) and C(1e999) become Infinity;
-    VARCHAR overflow, NUMERIC rounding, NUL characters and invalid UTF-8 are rejects.
+    VARCHAR overflow, NUMERIC rounding, float4 rounding (see I(float4_rounding)), NUL characters and invalid
+    UTF-8 are rejects.
+  - Numbers in date and time columns - for a C(date), C(timestamp) or C(timestamptz) target an integer (or
+    integer text) that is a valid YYYYMMDD date (10000101 to 29991231) is that date; any other number is read
+    as Unix epoch seconds in UTC, or milliseconds when its magnitude exceeds 1e11 (SQLite's C(unixepoch()) and
+    most applications store one of the two). So C(2024) in a DATETIME column becomes C(1970-01-01 00:33:44+00),
+    not the year 2024. A C(date) target takes an epoch only when it falls on midnight UTC (otherwise a reject).
+    Each column where this reading happened says so once in C(tables.<t>.notes), with the first value read
+    that way, its reading and its source rowid; rewrite such values in the source (or C(transforms)) if they
+    mean something else.
 version_added: "1.0.0"
 author: Quant platform team
 extends_documentation_fragment: [quant_postgres]
@@ -153,6 +162,16 @@ options:
     type: str
     choices: [reject, replace]
     default: reject
+  float4_rounding:
+    description:
+      - What a value becomes when the target column is C(real) (float4, 24-bit mantissa, about 7 significant
+        digits) and float4 cannot hold it exactly, e.g. SQLite REAL C(9.99) (a double).
+      - C(reject) (lossless, the default) makes it a reject saying so; C(accept) stores it rounded to float4, as
+        PostgreSQL itself would, and notes the choice once per C(real) column in C(tables.<t>.notes). A value
+        beyond float4's range is a reject either way. C(double precision) holds every SQLite REAL exactly.
+    type: str
+    choices: [reject, accept]
+    default: reject
   verify_source:
     description: Run C(PRAGMA quick_check) on the SQLite file before reading it.
     type: bool
@@ -257,7 +276,12 @@ tables:
       type: list
       elements: str
     notes:
-      description: Decisions worth knowing, e.g. how many dates became fiscal period ends (derive period_end).
+      description:
+        - Decisions worth knowing, e.g. how many dates became fiscal period ends (derive period_end), a target
+          table or columns found by the lower-case form of their name, a WITHOUT ROWID table's load order,
+          C(real) columns rounded by I(float4_rounding=accept), and per column the first number read as a Unix
+          epoch (C(column created: integer values read as Unix epoch seconds, UTC ...; first 2024 ->
+          1970-01-01 00:33:44+00:00 at source rowid 3)).
       type: list
       elements: str
 migration_warnings:
@@ -346,6 +370,7 @@ def argument_spec():
         lock_timeout=dict(type="int", default=0),
         empty_as_null=dict(type="bool", default=True),
         invalid_utf8=dict(type="str", choices=["reject", "replace"], default="reject"),
+        float4_rounding=dict(type="str", choices=["reject", "accept"], default="reject"),
         verify_source=dict(type="bool", default=True),
         copy_format=dict(type="str", choices=["auto", "text"], default="auto"),
         legacy_schema=dict(type="str", default=""),

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import math
 import struct
 
 from ansible.module_utils.convert.text_copy import make_converter, make_moment, short_text
@@ -126,12 +125,8 @@ def _float8_field(tt, options):
 
 
 def _float4_field(tt, options):
-    def pack(out):
-        f = float(out)
-        if not math.isnan(f) and struct.unpack(">f", struct.pack(">f", f))[0] != f:
-            raise ConversionError("%s cannot be stored exactly in %s" % (out, tt.sql_type))
-        return _PACK_FLOAT4(4, f)
-    return _packed(make_converter(tt, options), pack)
+    # the text converter already refused what float4 would round (unless float4_rounding: accept)
+    return _packed(make_converter(tt, options), lambda out: _PACK_FLOAT4(4, float(out)))
 
 
 def _int_field(tt, options):
@@ -146,9 +141,11 @@ def _bool_field(tt, options):
 
 
 def _date_field(tt, options):
-    conv = _packed(make_converter(tt, options), lambda out: _PACK_DATE(
+    text_conv = make_converter(tt, options)
+    conv = _packed(text_conv, lambda out: _PACK_DATE(
         4, datetime.date.fromisoformat(out).toordinal() - _PG_EPOCH_ORDINAL))
     conv.cacheable = True
+    conv.epoch_first = text_conv.epoch_first  # the epoch note reads it (text_copy.py)
     return conv
 
 
@@ -164,6 +161,7 @@ def _timestamp_field(tt, options):
         return _PACK_TS(8, _naive_micros(moment))
 
     conv.cacheable = True
+    conv.epoch_first = parse.epoch_first  # the epoch note reads it (text_copy.py)
     return conv
 
 

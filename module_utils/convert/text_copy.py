@@ -21,6 +21,12 @@ Documented decisions
   Unix epoch seconds (or milliseconds when its magnitude exceeds 1e11).
   A DATE target only accepts an epoch that falls on midnight UTC (otherwise
   the time of day would be lost).
+* ``real`` (float4) targets: a value float4 cannot hold exactly (9.99) is a reject
+  (``float4_rounding: reject``, the default), or stored rounded to float4
+  (``float4_rounding: accept``, opt-in). double precision holds every SQLite REAL.
+* The first value read as an epoch is kept on the converter (``epoch_first``:
+  [(value, datetime)]), so the migration can say once per column that it read
+  integers that way; a list test on the epoch path only, nothing on the others.
 * Floating point targets accept ``inf``/``-inf``/``infinity``/``nan`` (any case)
   and overflowing literals such as ``1e999`` (= Infinity, as SQLite itself does).
 * Numbers stored as text may use ``,`` thousands separators in groups of three
@@ -44,6 +50,7 @@ import datetime
 import json
 import math
 import re
+import struct
 from decimal import Decimal, InvalidOperation
 
 from ansible.module_utils.convert.types import (
@@ -79,6 +86,7 @@ _ESCAPE_RE = re.compile(r"[\\\t\n\r]")
 _ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 _UTC = datetime.timezone.utc
+_FLOAT4 = struct.Struct(">f")
 
 
 def escape_copy_text(text):
@@ -185,6 +193,32 @@ def make_float(tt, options):
         return float_text(float(_number_text(text)))
 
     return conv
+
+
+def make_float4(tt, options):
+    """make_float, refusing what float4 cannot hold: out of its range always, and (float4_rounding:
+    reject, the default) a value float4 would round.
+
+    PostgreSQL's float4in rounds a longer literal silently, so the check is ours; in
+    the binary format the value is packed as float4 from this same text."""
+    conv = make_float(tt, options)
+    reject = options.float4_rounding != "accept"
+    pack, unpack = _FLOAT4.pack, _FLOAT4.unpack
+
+    def checked(value):
+        out = conv(value)
+        if out is not None:
+            f = float(out)
+            try:
+                rounded = unpack(pack(f))[0]
+            except OverflowError:
+                raise ConversionError("%s is out of range for %s" % (out, tt.sql_type)) from None
+            if reject and rounded != f and not math.isnan(f):
+                raise ConversionError("%s cannot be stored exactly in %s (float4_rounding: accept stores it "
+                                      "rounded)" % (out, tt.sql_type))
+        return out
+
+    return checked
 
 
 def make_int(tt, options):
@@ -318,6 +352,8 @@ def _int_as_date(n):
 
 
 def make_date(tt, options):
+    epoch_first = []
+
     def from_number(value):
         if isinstance(value, int) or (isinstance(value, float) and value == int(value)):
             day = _int_as_date(int(value))
@@ -326,6 +362,8 @@ def make_date(tt, options):
         moment = _from_epoch(value)
         if moment.time() != datetime.time(0):
             raise ConversionError("epoch %r is not midnight UTC; a DATE would lose the time of day" % value)
+        if not epoch_first:
+            epoch_first.append((value, moment))
         return moment.date().isoformat()
 
     def conv(value):
@@ -355,6 +393,7 @@ def make_date(tt, options):
         raise ConversionError("not a date (expected YYYY-MM-DD, YYYYMMDD, YYYY/MM/DD or epoch)")
 
     conv.cacheable = True
+    conv.epoch_first = epoch_first
     return conv
 
 
@@ -389,6 +428,8 @@ def make_moment(tt, options):
     Shared by the text form (make_timestamp renders it) and the binary one (binary_copy
     packs it), so both accept and reject exactly the same values.
     """
+    epoch_first = []
+
     def parse(value):
         # 'YYYY-MM-DD HH:MM:SS' (or with T), what SQLite's CURRENT_TIMESTAMP stores, is read
         # directly, several times faster than the regex; a value datetime refuses takes the
@@ -403,7 +444,10 @@ def make_moment(tt, options):
                 day = _int_as_date(int(value))
                 if day is not None:
                     return datetime.datetime(day.year, day.month, day.day)
-            return _from_epoch(value)
+            moment = _from_epoch(value)
+            if not epoch_first:
+                epoch_first.append((value, moment))
+            return moment
         text = text_of(value, options).strip()
         if not text:
             return _blank(text, options, tt.sql_type)
@@ -418,6 +462,7 @@ def make_moment(tt, options):
             return parse(int(text))
         raise ConversionError("not a timestamp (expected ISO 8601 text or epoch)")
 
+    parse.epoch_first = epoch_first
     return parse
 
 
@@ -437,6 +482,7 @@ def make_timestamp(tt, options, with_zone):
         return moment.isoformat(" ")
 
     conv.cacheable = True
+    conv.epoch_first = parse.epoch_first
     return conv
 
 
@@ -487,7 +533,9 @@ def make_converter(tt, options=None):
     base = tt.base
     if tt.is_text:
         return make_text(tt, options)
-    if base in ("float4", "float8"):
+    if base == "float4":
+        return make_float4(tt, options)
+    if base == "float8":
         return make_float(tt, options)
     if base in INT_RANGES:
         return make_int(tt, options)

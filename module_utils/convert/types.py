@@ -55,12 +55,13 @@ class TargetType:
 class Options:
     """Conversion policy knobs (module parameters)."""
 
-    __slots__ = ("copy_format", "empty_as_null", "invalid_utf8")
+    __slots__ = ("copy_format", "empty_as_null", "float4_rounding", "invalid_utf8")
 
-    def __init__(self, empty_as_null=True, invalid_utf8="reject", copy_format="auto"):
+    def __init__(self, empty_as_null=True, invalid_utf8="reject", copy_format="auto", float4_rounding="reject"):
         self.empty_as_null = empty_as_null
         self.invalid_utf8 = invalid_utf8
         self.copy_format = copy_format
+        self.float4_rounding = float4_rounding  # reject: lossless; accept: real's rounding is wanted
 
 
 

@@ -234,6 +234,16 @@ class SqliteSource:
         except sqlite3.DatabaseError as exc:
             raise SourceError("source SQLite file %s: reading table %s failed: %s" % (self.path, table, exc)) from None
 
+    def first_rowid_with(self, table, column, value, order_by=()):
+        """rowid of the first row (in stream order) whose column equals value, or None (for notes)."""
+        query = "SELECT rowid FROM %s WHERE %s = ? ORDER BY %s LIMIT 1" % (
+            qi(table), qi(column), ", ".join([*(qi(c) for c in order_by), "rowid"]))
+        try:
+            row = self.conn.execute(query, (value,)).fetchone()
+        except sqlite3.DatabaseError:
+            return None  # a note's detail, never a reason to stop
+        return row[0] if row else None
+
     def lookup(self, table, key, value):
         """dict key -> value built from a (small) lookup table, e.g. tickers.ticker -> region.
 

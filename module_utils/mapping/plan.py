@@ -164,6 +164,34 @@ class TablePlan:
         return "%s.%s" % (self.target_schema, self.target_name)
 
 
+def epoch_readings(plan):
+    """[(plan column, first value, its datetime)] of the columns whose converter read a number as a Unix
+    epoch during the load (text_copy.py keeps the first one per converter)."""
+    out = []
+    for pc in plan.columns:
+        first = getattr(pc.converter, "epoch_first", None)
+        if first:
+            out.append((pc, first[0][0], first[0][1]))
+    return out
+
+
+def epoch_note(pc, value, moment, rowid=None):
+    """The note recording why a column's numbers became dates or times (issue 20: said once, per column)."""
+    where = " at source rowid %s" % rowid if rowid is not None else ""
+    name = pc.source if pc.source == pc.target else "%s (into %s)" % (pc.source, pc.target)
+    return ("column %s: integer values read as Unix epoch seconds, UTC (milliseconds above 1e11; a YYYYMMDD "
+            "integer is a date instead); first %r -> %s%s" % (name, value, moment.isoformat(" "), where))
+
+
+def float4_notes(plan, options):
+    """float4_rounding: accept is a choice to lose digits: each real column says so once."""
+    if getattr(options, "float4_rounding", "reject") != "accept":
+        return []
+    return ["column %s: stored in %s rounded to float4 (about 7 significant digits) where needed "
+            "(float4_rounding: accept)" % (pc.target, plan.target_display)
+            for pc in plan.columns if pc.base == "float4"]
+
+
 def build_plan(source_table, spec, source, target, options=None, lookups=None):  # noqa: PLR0917
     """Check the mapping against both sides and compile the row converter.
 
@@ -188,6 +216,7 @@ def build_plan(source_table, spec, source, target, options=None, lookups=None): 
     _plan_derives(plan, spec, target, ctx, used_targets, transforms)
     _report_stage(plan, ctx)
     _compile_formats(plan, target, options)
+    plan.notes.extend(float4_notes(plan, options))
     _check_required(plan, target, used_targets, ctx.src_cols)
     plan.keys = _plan_keys(plan, spec, target, used_targets, ctx.src_cols)
     for ref in _as_list(spec.get("references"), "%s.references" % source_table):

@@ -33,7 +33,7 @@ from ansible.module_utils.core.quant_meta import (
 from ansible.module_utils.core.sqlite_source import SourceError, open_source
 from ansible.module_utils.mapping.legacy import LegacyError, extend_migration
 from ansible.module_utils.mapping.names import check_no_fold_collision
-from ansible.module_utils.mapping.plan import MappingError, build_plan, table_order
+from ansible.module_utils.mapping.plan import MappingError, build_plan, epoch_note, epoch_readings, table_order
 from ansible.module_utils.mapping.target import (
     TargetError,
     count_rows_exist,
@@ -118,7 +118,8 @@ class Migration:
                        "total_duplicates": 0, "queries": self.queries, "check_mode": check_mode}
         self.options = Options(empty_as_null=params.get("empty_as_null", True),
                                invalid_utf8=params.get("invalid_utf8") or "reject",
-                               copy_format=params.get("copy_format") or "auto")
+                               copy_format=params.get("copy_format") or "auto",
+                               float4_rounding=params.get("float4_rounding") or "reject")
         self.on_conflict = params.get("on_conflict") or "error"
         self.policy = RejectPolicy.from_params(params)
         self.conn = None
@@ -359,6 +360,7 @@ class Migration:
         start = self.begin_load(plan, interrupted, fingerprint, source_rows)
         self.result["changed"] = True
         copied, rejected, duplicates = self.copy_rows(plan, start, source_rows)
+        self.note_epochs(plan)
         seconds = time.monotonic() - started
         self.finish_load(plan)
         total_seconds = time.monotonic() - started
@@ -373,6 +375,15 @@ class Migration:
         self.result["tables"][name] = res
         self.log("%s: %d copied, %d rejected, %d duplicates in %.1fs" % (name, copied, rejected, duplicates,
                                                                         total_seconds))
+
+    def note_epochs(self, plan):
+        """After a table's rows: one note per column whose numbers were read as Unix epochs, naming the
+        first such value and its source rowid (one lookup per such column, none per value)."""
+        for pc, value, moment in epoch_readings(plan):
+            rowid = None
+            if not plan.rowless_key and pc.source:
+                rowid = self.source.first_rowid_with(plan.source_table, pc.source, value, plan.order_by)
+            plan.notes.append(epoch_note(pc, value, moment, rowid))
 
     def skip_migrated(self, plan, cp):
         """The table was already migrated from this very file: report that load instead (indexes it
@@ -552,6 +563,7 @@ class Migration:
                         sample.append(dict(rec, table=name))
                 if feeder.exhausted:
                     break
+        self.note_epochs(plan)
         cp = None
         try:
             cp = get_checkpoint(self.conn, name)

@@ -183,3 +183,59 @@ def test_a_view_named_in_the_mapping_is_skipped_with_a_warning(pg_server, pg_db,
     result = run_migration(params(pg_server, pg_db, src, mapping={"PlayCount": {}, "TopTracks": {}}))
     assert result["tables"]["PlayCount"]["copied_rows"] == 3 and "TopTracks" not in result["tables"]
     assert any(w.startswith("TopTracks: a view") for w in result["warnings"])
+
+
+# -- item 7: explicit precision choices ---------------------------------------------------------------
+
+PRICES_SOURCE = """
+CREATE TABLE prices (id INTEGER PRIMARY KEY, price REAL, created DATETIME, day DATE);
+INSERT INTO prices VALUES (1, 0.5, '2024-05-01 10:00:00', '2024-05-01');
+INSERT INTO prices VALUES (2, 9.99, '2024-05-02 10:00:00', 20240502);
+INSERT INTO prices VALUES (3, 1.25, 2024, 86400);
+INSERT INTO prices VALUES (4, 2.5, 1714557600000, '2024-05-04');
+"""
+
+PRICES_TARGET = "CREATE TABLE prices (id integer PRIMARY KEY, price real, created timestamptz, day date);"
+
+
+@pytest.mark.parametrize("copy_format", ["auto", "text"])
+def test_float4_rounding_reject_by_default_accept_on_request(pg_server, pg_db, tmp_path, copy_format):
+    src = make_source(tmp_path / "prices.db", PRICES_SOURCE)
+    pg_exec(pg_server, pg_db, PRICES_TARGET)
+    base = params(pg_server, pg_db, src, copy_format=copy_format, max_reject_ratio=0.5)
+    result = run_migration(base)
+    res = result["tables"]["prices"]
+    assert (res["copied_rows"], res["rejected_rows"]) == (3, 1)
+    (reject,) = res["rejects_sample"]
+    assert (reject["source_rowid"], reject["column"]) == (2, "price")
+    assert "cannot be stored exactly in real" in reject["reason"]
+    accepted = run_migration(dict(base, truncate=True, float4_rounding="accept"))
+    res = accepted["tables"]["prices"]
+    assert (res["copied_rows"], res["rejected_rows"]) == (4, 0)
+    assert any("float4_rounding: accept" in note and "price" in note for note in res["notes"])
+    assert pg_rows(pg_server, pg_db, "SELECT price FROM prices WHERE id = 2") == [(pytest.approx(9.99, rel=1e-6),)]
+    assert pg_rows(pg_server, pg_db, "SELECT price = 9.99::real FROM prices WHERE id = 2") == [(True,)]
+
+
+@pytest.mark.parametrize("copy_format", ["auto", "text"])
+def test_epoch_reading_is_noted_once_per_column_with_its_first_rowid(pg_server, pg_db, tmp_path, copy_format):
+    src = make_source(tmp_path / "prices.db", PRICES_SOURCE)
+    pg_exec(pg_server, pg_db, PRICES_TARGET)
+    result = run_migration(params(pg_server, pg_db, src, copy_format=copy_format, float4_rounding="accept"))
+    notes = result["tables"]["prices"]["notes"]
+    created = [n for n in notes if n.startswith("column created:")]
+    day = [n for n in notes if n.startswith("column day:")]
+    assert len(created) == 1 and "Unix epoch seconds" in created[0]
+    assert "first 2024 -> 1970-01-01 00:33:44+00:00 at source rowid 3" in created[0]
+    assert len(day) == 1 and "first 86400 -> 1970-01-02 00:00:00+00:00 at source rowid 3" in day[0]
+    got = pg_rows(pg_server, pg_db, "SELECT id, created AT TIME ZONE 'UTC', day FROM prices WHERE id IN (3, 4) "
+                                    "ORDER BY id")
+    assert [(r[0], r[1].isoformat(" "), r[2].isoformat()) for r in got] == [
+        (3, "1970-01-01 00:33:44", "1970-01-02"), (4, "2024-05-01 10:00:00", "2024-05-04")]
+
+
+def test_check_mode_notes_the_epoch_reading_too(pg_server, pg_db, tmp_path):
+    src = make_source(tmp_path / "prices.db", PRICES_SOURCE)
+    pg_exec(pg_server, pg_db, PRICES_TARGET)
+    result = run_migration(params(pg_server, pg_db, src, float4_rounding="accept"), check_mode=True)
+    assert any(n.startswith("column created:") for n in result["tables"]["prices"]["notes"])
