@@ -47,6 +47,9 @@ except ImportError:  # pragma: no cover
 STAGE = "__sqlite_migrate_stage"
 STAGE_ROWID = "__sqlite_rowid"
 UNIQUE_VIOLATION = "23505"
+# Halving a failing group of the unsuspected rows stops at this size: below it, the rows are
+# tried one by one server-side (one round trip), cheaper than up to 2 x 16 attempts.
+EACH_BELOW = 16
 
 # What psycopg2's Diagnostics and PL/pgSQL's GET STACKED DIAGNOSTICS both give of an error.
 PgError = namedtuple("PgError", "code message detail column")
@@ -90,17 +93,23 @@ SELECT c.contype, pg_get_expr(c.conbin, c.conrelid),
 """
 
 
-def isolate(items, attempt):
+def isolate(items, attempt, each=None, small=1):
     """Try items as one group, halving every group that fails; [(item, error)] of those failing alone.
 
     attempt(group) loads a group atomically and returns None, or the error when it refused.
     Groups are tried in item order (earlier rows go in first, as a row-by-row load would).
-    With b bad items among n: at most 1 + 2 b log2(n) attempts, instead of n.
+    With b bad items among n: at most 1 + 2 b log2(n) attempts, instead of n. each(group),
+    when given, takes the groups of at most `small` items a failing group splits into: it
+    loads them item by item and returns the failures (so densely bad rows cost n / small
+    calls, not 2 n attempts).
     """
     failed = []
     stack = [items] if items else []
     while stack:
         group = stack.pop()
+        if each is not None and len(group) <= small:
+            failed.extend(each(group))
+            continue
         error = attempt(group)
         if error is None:
             continue
@@ -645,8 +654,13 @@ class TableWriter:
         # the batch failed once already: check first rather than try the whole batch again
         suspects = self._suspects(cur) if rowids else set()
         clean = [rowid for rowid in rowids if rowid not in suspects]
-        failed = isolate(clean, partial(self._attempt, cur, self._insert_segment))
-        failed.extend(self._insert_each(cur, [rowid for rowid in rowids if rowid in suspects]))
+        each = partial(self._insert_each, cur)
+        if rowids:
+            # static SQL in the function body: PL/pgSQL plans it once for all its calls
+            one = sql.SQL("{} = sqlite_migrate_one").format(sql.Identifier(STAGE_ROWID))
+            cur.execute(EACH_ROW_FUNCTION.replace("INSERT_ONE", self._insert_from_stage(one).as_string(cur)))
+        failed = isolate(clean, partial(self._attempt, cur, self._insert_segment), each, EACH_BELOW)
+        failed.extend(each([rowid for rowid in rowids if rowid in suspects]))
         batch.copied += self._inserted
         upserts = [rowid for rowid, error in failed
                    if self._classify(batch, rowid, error, line_of[rowid]) == "duplicate"]
@@ -655,12 +669,11 @@ class TableWriter:
         return failed
 
     def _insert_each(self, cur, rowids):
-        """Insert rows one by one server-side (one round trip); [(rowid, PgError)] of the refused."""
+        """Insert rows one by one server-side (one round trip); [(rowid, PgError)] of the refused.
+
+        pg_temp.sqlite_migrate_each is (re)created for the batch by _insert_staged."""
         if not rowids:
             return []
-        # static SQL in the function body: PL/pgSQL plans it once for the whole loop
-        one = sql.SQL("{} = sqlite_migrate_one").format(sql.Identifier(STAGE_ROWID))
-        cur.execute(EACH_ROW_FUNCTION.replace("INSERT_ONE", self._insert_from_stage(one).as_string(cur)))
         cur.execute("SELECT * FROM pg_temp.sqlite_migrate_each(%s::bigint[])",
                     ("{%s}" % ",".join(str(r) for r in rowids),))
         failed = [(row[0], PgError(*row[1:])) for row in cur.fetchall()]

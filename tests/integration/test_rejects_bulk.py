@@ -159,3 +159,25 @@ def test_a_row_referencing_a_row_of_its_own_batch_loads(target, pg_server, pg_db
     assert sorted(recorded) == sorted(set(BAD) | {30})
     assert "items_ref_fkey" in recorded[30]["reason"]
     assert _ids(target) == [i for i in range(1, ROWS + 1) if i not in BAD and i != 30]
+
+
+def test_densely_refused_rows_no_catalog_check_foresees(target, pg_server, pg_db, tmp_path):
+    # a trigger refusing every third row: the halving stops at small groups, tried row by row
+    with target.cursor() as cur:
+        cur.execute("""
+            CREATE FUNCTION no_thirds() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.id % 3 = 0 THEN
+                    RAISE EXCEPTION 'row % is a third', NEW.id;
+                END IF;
+                RETURN NEW;
+            END $$;
+            CREATE TRIGGER items_no_thirds BEFORE INSERT ON items FOR EACH ROW EXECUTE FUNCTION no_thirds();
+        """)
+    res, recorded = _migrate(pg_server, pg_db, tmp_path, batch_rows=50000)
+    thirds = {i for i in range(3, ROWS + 1, 3)}
+    assert set(recorded) == set(BAD) | thirds
+    for rowid in thirds - set(BAD):
+        assert recorded[rowid]["reason"] == "PostgreSQL: row %d is a third" % rowid
+    assert _ids(target) == [i for i in range(1, ROWS + 1) if i not in BAD and i not in thirds]
+    assert res["copied_rows"] == ROWS - len(set(BAD) | thirds)

@@ -70,3 +70,26 @@ def test_every_item_bad_stays_linear():
     loader = Loader(range(64))
     assert len(isolate(list(range(64)), loader)) == 64
     assert loader.attempts == 2 * 64 - 1
+
+
+def test_small_groups_go_row_by_row_in_one_call():
+    # every row bad (say a NOT NULL column the mapping does not fill): n / small calls of each,
+    # not 2 n attempts
+    loader = Loader(range(1024))
+    calls = []
+
+    def each(group):
+        calls.append(list(group))
+        return [(item, "refused %s" % item) for item in group]
+
+    failed = isolate(list(range(1024)), loader, each, 16)
+    assert [item for item, _error in failed] == list(range(1024))
+    assert len(calls) == 1024 // 16
+    assert loader.attempts == 1024 // 16 - 1  # the groups of 1024, 512, ..., 32
+    assert [item for group in calls for item in group] == list(range(1024))  # still in order
+
+
+def test_a_clean_group_never_reaches_each():
+    loader = Loader([])
+    assert isolate(list(range(100)), loader, lambda group: 1 / 0, 16) == []
+    assert loader.attempts == 1
