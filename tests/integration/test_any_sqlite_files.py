@@ -239,3 +239,55 @@ def test_check_mode_notes_the_epoch_reading_too(pg_server, pg_db, tmp_path):
     pg_exec(pg_server, pg_db, PRICES_TARGET)
     result = run_migration(params(pg_server, pg_db, src, float4_rounding="accept"), check_mode=True)
     assert any(n.startswith("column created:") for n in result["tables"]["prices"]["notes"])
+
+
+# -- together: what a third-party file looks like ------------------------------------------------------
+
+THIRD_PARTY_SOURCE = """
+CREATE TABLE "Artist" ("ArtistId" INTEGER PRIMARY KEY, "Name" NVARCHAR(120));
+CREATE TABLE "Track" ("TrackId" INTEGER PRIMARY KEY, "Name" TEXT NOT NULL,
+                      "ArtistId" INTEGER REFERENCES "Artist", "AddedAt" DATETIME, "Rating" REAL);
+CREATE TABLE "TrackTag" ("TrackId" INTEGER NOT NULL REFERENCES "Track", "Tag" TEXT NOT NULL,
+                         PRIMARY KEY ("TrackId", "Tag")) WITHOUT ROWID;
+CREATE VIEW "ArtistTracks" AS SELECT a."Name", count(*) FROM "Artist" a JOIN "Track" t USING ("ArtistId")
+                              GROUP BY a."Name";
+"""
+
+# as a tool that writes names without quotes makes it (FKs included)
+THIRD_PARTY_TARGET = """
+CREATE TABLE artist (artistid integer PRIMARY KEY, name varchar(120));
+CREATE TABLE track (trackid integer PRIMARY KEY, name text NOT NULL, artistid integer REFERENCES artist,
+                    addedat timestamptz, rating double precision);
+CREATE TABLE tracktag (trackid integer NOT NULL REFERENCES track, tag text NOT NULL, PRIMARY KEY (trackid, tag));
+"""
+
+
+def test_third_party_file_migrates_row_for_row_with_the_default_mapping(pg_server, pg_db, tmp_path):
+    src = make_source(tmp_path / "third.db", THIRD_PARTY_SOURCE)
+    db = sqlite3.connect(src)
+    db.executemany('INSERT INTO "Artist" VALUES (?, ?)', [(i, "artist %d" % i) for i in range(1, 21)])
+    db.executemany('INSERT INTO "Track" VALUES (?, ?, ?, ?, ?)', [
+        (i, "track %d" % i, 1 + i % 20, "2024-01-%02d 10:00:00" % (1 + i % 28) if i % 5 else 1700000000 + i,
+         i / 8) for i in range(1, 301)])
+    db.executemany('INSERT INTO "TrackTag" VALUES (?, ?)', [
+        (1 + (i * 37) % 300, tag) for i in range(300) for tag in ("rock", "live")[: 1 + i % 2]])
+    db.commit()
+    want = {
+        "artist": db.execute('SELECT * FROM "Artist" ORDER BY 1').fetchall(),
+        "track": db.execute('SELECT "TrackId", "Name", "ArtistId", "Rating" FROM "Track" ORDER BY 1').fetchall(),
+        "tracktag": db.execute('SELECT * FROM "TrackTag" ORDER BY 1, 2').fetchall(),
+    }
+    db.close()
+    pg_exec(pg_server, pg_db, THIRD_PARTY_TARGET)
+    result = run_migration(params(pg_server, pg_db, src, batch_rows=100))
+    assert {t: r["target"] for t, r in result["tables"].items()} == {
+        "Artist": "public.artist", "Track": "public.track", "TrackTag": "public.tracktag"}
+    assert result["total_rejected"] == 0 and result["total_duplicates"] == 0
+    assert list(result["skipped_views"]) == ["ArtistTracks"]
+    assert any(n.startswith("column AddedAt (into addedat): integer values read as Unix epoch")
+               for n in result["tables"]["Track"]["notes"])
+    assert pg_rows(pg_server, pg_db, "SELECT * FROM artist ORDER BY 1") == want["artist"]
+    assert pg_rows(pg_server, pg_db, "SELECT trackid, name, artistid, rating FROM track ORDER BY 1") == want["track"]
+    tags = pg_rows(pg_server, pg_db, 'SELECT trackid, tag FROM tracktag ORDER BY 1, tag COLLATE "C"')
+    assert tags == want["tracktag"]
+    assert pg_rows(pg_server, pg_db, "SELECT count(*) FROM track WHERE addedat < '2000-01-01'") == [(0,)]
