@@ -33,7 +33,7 @@ description:
     UTF-8 are rejects.
   - Numbers in date and time columns - for a C(date), C(timestamp) or C(timestamptz) target an integer (or
     integer text) that is a valid YYYYMMDD date (10000101 to 29991231) is that date; any other number is read
-    as Unix epoch seconds in UTC, or milliseconds when its magnitude exceeds 1e11 (SQLite's C(unixepoch()) and
+    as Unix epoch seconds in UTC, or milliseconds when its magnitude exceeds 1e11 (SQLite's C(unixepoch) function and
     most applications store one of the two). So C(2024) in a DATETIME column becomes C(1970-01-01 00:33:44+00),
     not the year 2024. A C(date) target takes an epoch only when it falls on midnight UTC (otherwise a reject).
     Each column where this reading happened says so once in C(tables.<t>.notes), with the first value read
@@ -280,8 +280,8 @@ tables:
         - Decisions worth knowing, e.g. how many dates became fiscal period ends (derive period_end), a target
           table or columns found by the lower-case form of their name, a WITHOUT ROWID table's load order,
           C(real) columns rounded by I(float4_rounding=accept), and per column the first number read as a Unix
-          epoch (C(column created: integer values read as Unix epoch seconds, UTC ...; first 2024 ->
-          1970-01-01 00:33:44+00:00 at source rowid 3)).
+          epoch, its reading and its source rowid (for example C(2024) read as C(1970-01-01 00:33:44+00:00) at
+          source rowid 3).
       type: list
       elements: str
 migration_warnings:
