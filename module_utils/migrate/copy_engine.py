@@ -16,9 +16,8 @@ Design (measured, see scripts/bench-migrate):
   batch's COPY fail; the batch is then replayed through a TEMP staging table
   where conflicting rows are identified with one join and handled per
   ``on_conflict``; any remaining error (FK, CHECK, ...) is isolated without one
-  savepoint per row (see TableWriter._insert_staged: set-based checks flag the
-  suspects, halving finds the rest) and becomes a reject carrying PostgreSQL's
-  message.
+  savepoint per row (see reject_isolation: set-based checks flag the suspects,
+  halving finds the rest) and becomes a reject carrying PostgreSQL's message.
 * Each batch commits together with its rejects and its checkpoint row.
 """
 
@@ -26,16 +25,15 @@ from __future__ import annotations
 
 import gc
 import time
-from collections import namedtuple
 from contextlib import contextmanager
-from functools import partial
 from operator import itemgetter
 
-from ansible.module_utils.convert.binary_copy import NULL_BINARY, with_leading_bigint
+from ansible.module_utils.convert.binary_copy import NULL_BINARY
 from ansible.module_utils.convert.text_copy import NULL
 from ansible.module_utils.convert.types import describe_value
 from ansible.module_utils.core.quant_meta import advance_checkpoint, insert_rejects
 from ansible.module_utils.mapping.row_converter import explain_row
+from ansible.module_utils.migrate.reject_isolation import STAGE, STAGE_ROWID, RejectIsolator, rowid_in
 
 try:
     import psycopg2
@@ -44,131 +42,7 @@ except ImportError:  # pragma: no cover
     psycopg2 = None
     sql = None
 
-STAGE = "__sqlite_migrate_stage"
-STAGE_ROWID = "__sqlite_rowid"
 UNIQUE_VIOLATION = "23505"
-# Halving a failing group of the unsuspected rows stops at this size: below it, the rows are
-# tried one by one server-side (one round trip), cheaper than up to 2 x 16 attempts.
-EACH_BELOW = 16
-
-# What psycopg2's Diagnostics and PL/pgSQL's GET STACKED DIAGNOSTICS both give of an error.
-PgError = namedtuple("PgError", "code message detail column")
-
-# Inserts rows one by one, each in its own subtransaction, in one round trip: the rows
-# that fail come back with PostgreSQL's error (the same fields psycopg2 reports).
-# INSERT_ONE is replaced by the single-row INSERT reading the variable sqlite_migrate_one.
-EACH_ROW_FUNCTION = """
-CREATE OR REPLACE FUNCTION pg_temp.sqlite_migrate_each(ids bigint[])
-RETURNS TABLE (o_rowid bigint, o_code text, o_message text, o_detail text, o_column text)
-LANGUAGE plpgsql AS $sqlite_migrate_each$
-#variable_conflict use_column
-DECLARE
-    sqlite_migrate_one bigint;
-BEGIN
-    FOREACH sqlite_migrate_one IN ARRAY ids LOOP
-        BEGIN
-            INSERT_ONE;
-        EXCEPTION WHEN OTHERS THEN
-            GET STACKED DIAGNOSTICS o_code = RETURNED_SQLSTATE, o_message = MESSAGE_TEXT,
-                o_detail = PG_EXCEPTION_DETAIL, o_column = COLUMN_NAME;
-            o_rowid := sqlite_migrate_one;
-            RETURN NEXT;
-        END;
-    END LOOP;
-END
-$sqlite_migrate_each$
-"""
-
-# CHECK and FOREIGN KEY constraints of a table, with column names in key order.
-CONSTRAINTS_SQL = """
-SELECT c.contype, pg_get_expr(c.conbin, c.conrelid),
-       ARRAY(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY k(n, i)
-              JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.i),
-       c.confrelid::regclass::text,
-       ARRAY(SELECT a.attname::text FROM unnest(c.confkey) WITH ORDINALITY k(n, i)
-              JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n ORDER BY k.i)
-  FROM pg_constraint c
- WHERE c.conrelid = %s AND c.contype IN ('c', 'f')
- ORDER BY c.conname
-"""
-
-
-def isolate(items, attempt, each=None, small=1):
-    """Try items as one group, halving every group that fails; [(item, error)] of those failing alone.
-
-    attempt(group) loads a group atomically and returns None, or the error when it refused.
-    Groups are tried in item order (earlier rows go in first, as a row-by-row load would).
-    With b bad items among n: at most 1 + 2 b log2(n) attempts, instead of n. each(group),
-    when given, takes the groups of at most `small` items a failing group splits into: it
-    loads them item by item and returns the failures (so densely bad rows cost n / small
-    calls, not 2 n attempts).
-    """
-    failed = []
-    stack = [items] if items else []
-    while stack:
-        group = stack.pop()
-        if each is not None and len(group) <= small:
-            failed.extend(each(group))
-            continue
-        error = attempt(group)
-        if error is None:
-            continue
-        if len(group) == 1:
-            failed.append((group[0], error))
-            continue
-        half = len(group) // 2
-        stack.append(group[half:])
-        stack.append(group[:half])
-    return failed
-
-
-def pg_error(exc):
-    """PgError of a psycopg2 exception."""
-    diag = getattr(exc, "diag", None)
-    message = diag.message_primary if diag and diag.message_primary else str(exc).splitlines()[0]
-    return PgError(getattr(exc, "pgcode", None), message, diag.message_detail if diag else None,
-                   diag.column_name if diag else None)
-
-
-def rowid_in(rowids):
-    """WHERE condition: the staged row's rowid is one of rowids (one array literal, not n parameters)."""
-    return sql.SQL("{} = ANY({}::bigint[])").format(
-        sql.Identifier(STAGE_ROWID), sql.Literal("{%s}" % ",".join(str(r) for r in rowids)))
-
-
-def not_null_conditions(table, loaded):
-    """[condition] true for a staged row with NULL in a NOT NULL column (empty when none)."""
-    parts = [sql.SQL("s.{} IS NULL").format(sql.Identifier(name))
-             for name, col in table.columns.items() if name in loaded and col.type.not_null]
-    return [sql.SQL(" OR ").join(parts)] if parts else []
-
-
-def fk_condition(cols, ref_table, ref_cols):
-    """Condition: a staged row whose (non-NULL) reference is not in the referenced table.
-
-    ref_table is the catalog's own quoted regclass text."""
-    present = [sql.SQL("s.{} IS NOT NULL").format(sql.Identifier(c)) for c in cols]
-    match = [sql.SQL("r.{} = s.{}").format(sql.Identifier(rc), sql.Identifier(c)) for c, rc in zip(cols, ref_cols)]
-    return sql.SQL("{} AND NOT EXISTS (SELECT 1 FROM {} r WHERE {})").format(
-        sql.SQL(" AND ").join(present), sql.SQL(ref_table), sql.SQL(" AND ").join(match))
-
-
-def unique_condition(table, cols, nulls_not_distinct):
-    """Condition: a staged row whose values of a unique index are in the target or twice in the stage.
-
-    A window partition groups NULLs together, which is right only for NULLS NOT DISTINCT; otherwise
-    rows with a NULL in the index never clash."""
-    idents = [sql.Identifier(c) for c in cols]
-    in_target = sql.SQL("EXISTS (SELECT 1 FROM {} t WHERE {})").format(
-        table.ident, sql.SQL(" AND ").join(sql.SQL("t.{} = s.{}").format(i, i) for i in idents))
-    repeated = sql.SQL("s.{} IN (SELECT w.{} FROM (SELECT {}, count(*) OVER (PARTITION BY {}) AS n FROM {}) w "
-                       "WHERE w.n > 1)").format(
-        sql.Identifier(STAGE_ROWID), sql.Identifier(STAGE_ROWID), sql.Identifier(STAGE_ROWID),
-        sql.SQL(", ").join(idents), sql.Identifier(STAGE))
-    if not nulls_not_distinct:
-        present = sql.SQL(" AND ").join(sql.SQL("s.{} IS NOT NULL").format(i) for i in idents)
-        repeated = sql.SQL("({} AND {})").format(present, repeated)
-    return sql.SQL("({} OR {})").format(in_target, repeated)
 
 
 class Batch:
@@ -452,10 +326,8 @@ class TableWriter:
         if on_conflict == "update" and plan.keys and not unique:
             raise ValueError("on_conflict=update needs a unique index on (%s) in %s"
                              % (", ".join(plan.keys), self.table.display))
-        self.stage_ready = False
-        self.suspect_queries = None  # built from the catalog on the first failing batch
+        self.isolator = RejectIsolator(plan, self.col_list, self._reader)  # the staging path
         self.stage_first = False  # skip the direct COPY while batches keep needing the staging table
-        self._inserted = 0
 
     # -- the fast path -----------------------------------------------------------------
 
@@ -511,31 +383,7 @@ class TableWriter:
     def _reader(self, chunks):
         return ChunkReader(chunks, self.plan.stream_header(), self.plan.stream_trailer())
 
-    # -- fallback -----------------------------------------------------------------------
-
-    def _ensure_stage(self, cur):
-        if self.stage_ready:
-            cur.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(STAGE)))
-            return
-        cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(STAGE)))
-        cur.execute(sql.SQL("CREATE TEMP TABLE {} AS SELECT NULL::bigint AS {}, {} FROM {} WITH NO DATA").format(
-            sql.Identifier(STAGE), sql.Identifier(STAGE_ROWID), self.col_list, self.table.ident))
-        # rows are looked up by rowid when a batch is split (issue 20)
-        cur.execute(sql.SQL("CREATE INDEX ON {} ({})").format(sql.Identifier(STAGE), sql.Identifier(STAGE_ROWID)))
-        self.stage_ready = True
-
-    def _stage(self, cur, entries):
-        """COPY (rowid, line) entries into the staging table; False when PostgreSQL refuses the text."""
-        cur.execute("SAVEPOINT sqlite_migrate_stage")
-        self._ensure_stage(cur)
-        try:
-            self._copy_stage(cur, entries)
-        except psycopg2.Error:
-            cur.execute("ROLLBACK TO SAVEPOINT sqlite_migrate_stage")
-            self.stage_ready = False
-            return False
-        cur.execute("RELEASE SAVEPOINT sqlite_migrate_stage")
-        return True
+    # -- fallback: the batch goes through the staging table (reject_isolation) ----------
 
     def _key_match(self):
         nnd = bool(self.key_index and self.key_index[2])
@@ -548,24 +396,10 @@ class TableWriter:
                 parts.append(sql.SQL("{} = {}").format(left, right))
         return sql.SQL(" AND ").join(parts)
 
-    def _insert_from_stage(self, where, upsert=False):
-        query = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} WHERE {} ORDER BY {}").format(
-            self.table.ident, self.col_list, self.col_list, sql.Identifier(STAGE), where, sql.Identifier(STAGE_ROWID))
-        if upsert:
-            keys = sql.SQL(", ").join(sql.Identifier(k) for k in self.plan.keys)
-            sets = [sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(pc.target), sql.Identifier(pc.target))
-                    for pc in self.plan.columns if pc.target not in self.plan.keys]
-            if sets:
-                query = query + sql.SQL(" ON CONFLICT ({}) DO UPDATE SET {}").format(keys, sql.SQL(", ").join(sets))
-            else:
-                query = query + sql.SQL(" ON CONFLICT ({}) DO NOTHING").format(keys)
-        return query
-
     def _slow_path(self, cur, batch):
         entries = sorted(zip(batch.rowids, batch.lines))
         line_of = dict(entries)
-        self._ensure_stage(cur)
-        refused = isolate(entries, partial(self._attempt, cur, self._copy_stage))
+        refused = self.isolator.stage_isolating(cur, entries)
         for (rowid, line), error in refused:
             self._classify(batch, rowid, error, line)
         conflicted = []
@@ -595,7 +429,7 @@ class TableWriter:
                                       "value": self.plan.describe_record(line_of[rowid]),
                                       "reason": "duplicate: %s (on_conflict=%s)" % (reason_key, self.on_conflict)})
         if self.on_conflict == "update":
-            cur.execute(self._insert_from_stage(rowid_in(rowids), upsert=True))
+            cur.execute(self.isolator.insert_from_stage(rowid_in(rowids), upsert=True))
 
     def _classify(self, batch, rowid, error, line):
         """Record a row PostgreSQL refused (error: a PgError); returns "duplicate" or "reject"."""
@@ -612,115 +446,19 @@ class TableWriter:
                               "value": self.plan.describe_record(line), "reason": "PostgreSQL: %s" % message})
         return kind
 
-    # -- isolating the rows a constraint refuses -------------------------------------------
-    #
-    # One savepoint per row made a failing batch quadratic in practice (issue 20): every
-    # single-row INSERT scanned the whole staging table, and every released savepoint left
-    # a subtransaction behind. Instead: the target's checkable constraints (NOT NULL,
-    # CHECK, foreign keys, unique indexes) are evaluated over the whole staging table with
-    # one query each; the rows they flag are tried one by one inside a PL/pgSQL loop (one
-    # round trip, PostgreSQL's own error per row), the others are inserted together and,
-    # should they still fail (a trigger, an exclusion constraint), halved until the bad
-    # rows stand alone: O(bad rows x log rows) statements.
-
-    def _attempt(self, cur, action, segment):
-        """Run action(cur, segment) under a savepoint: None when it succeeded, else its PgError."""
-        cur.execute("SAVEPOINT sqlite_migrate_part")
-        try:
-            action(cur, segment)
-        except psycopg2.Error as exc:
-            cur.execute("ROLLBACK TO SAVEPOINT sqlite_migrate_part")
-            return pg_error(exc)
-        cur.execute("RELEASE SAVEPOINT sqlite_migrate_part")
-        return None
-
-    def _copy_stage(self, cur, entries):
-        """COPY (rowid, line) entries into the staging table (appends)."""
-        stage_copy = sql.SQL("COPY {} ({}, {}) FROM STDIN" + self.plan.copy_options()).format(
-            sql.Identifier(STAGE), sql.Identifier(STAGE_ROWID), self.col_list).as_string(cur)
-        if self.plan.binary:
-            chunks = (with_leading_bigint(line, rowid) for rowid, line in entries)
-        else:
-            chunks = ("%d\t%s" % (rowid, line) for rowid, line in entries)
-        cur.copy_expert(stage_copy, self._reader(chunks), size=1 << 16)
-
-    def _insert_segment(self, cur, rowids):
-        cur.execute(self._insert_from_stage(rowid_in(rowids)))
-        self._inserted += cur.rowcount
-
     def _insert_staged(self, cur, batch, rowids, line_of):
-        """Insert the staged rows into the target; the rows PostgreSQL refuses become rejects."""
-        self._inserted = 0
-        # the batch failed once already: check first rather than try the whole batch again
-        suspects = self._suspects(cur) if rowids else set()
-        clean = [rowid for rowid in rowids if rowid not in suspects]
-        each = partial(self._insert_each, cur)
-        if rowids:
-            # static SQL in the function body: PL/pgSQL plans it once for all its calls
-            one = sql.SQL("{} = sqlite_migrate_one").format(sql.Identifier(STAGE_ROWID))
-            cur.execute(EACH_ROW_FUNCTION.replace("INSERT_ONE", self._insert_from_stage(one).as_string(cur)))
-        failed = isolate(clean, partial(self._attempt, cur, self._insert_segment), each, EACH_BELOW)
-        failed.extend(each([rowid for rowid in rowids if rowid in suspects]))
-        batch.copied += self._inserted
+        """Insert the staged rows into the target; the rows PostgreSQL refuses become rejects (or duplicates)."""
+        failed, inserted = self.isolator.insert_staged(cur, rowids)
+        batch.copied += inserted
         upserts = [rowid for rowid, error in failed
                    if self._classify(batch, rowid, error, line_of[rowid]) == "duplicate"]
         if upserts and self.on_conflict == "update":
-            cur.execute(self._insert_from_stage(rowid_in(upserts), upsert=True))
+            cur.execute(self.isolator.insert_from_stage(rowid_in(upserts), upsert=True))
         return failed
-
-    def _insert_each(self, cur, rowids):
-        """Insert rows one by one server-side (one round trip); [(rowid, PgError)] of the refused.
-
-        pg_temp.sqlite_migrate_each is (re)created for the batch by _insert_staged."""
-        if not rowids:
-            return []
-        cur.execute("SELECT * FROM pg_temp.sqlite_migrate_each(%s::bigint[])",
-                    ("{%s}" % ",".join(str(r) for r in rowids),))
-        failed = [(row[0], PgError(*row[1:])) for row in cur.fetchall()]
-        self._inserted += len(rowids) - len(failed)
-        return failed
-
-    def _suspects(self, cur):
-        """Rowids of staged rows that some constraint of the target would refuse (a superset is fine)."""
-        if self.suspect_queries is None:
-            self.suspect_queries = self._suspect_queries(cur)
-        found = set()
-        for query in list(self.suspect_queries):
-            cur.execute("SAVEPOINT sqlite_migrate_check")
-            try:
-                cur.execute(query)
-            except psycopg2.Error:
-                # e.g. a CHECK on a column the mapping does not load: the halving finds those rows
-                cur.execute("ROLLBACK TO SAVEPOINT sqlite_migrate_check")
-                self.suspect_queries.remove(query)
-                continue
-            found.update(row[0] for row in cur.fetchall())
-            cur.execute("RELEASE SAVEPOINT sqlite_migrate_check")
-        return found
-
-    def _suspect_queries(self, cur):
-        loaded = {pc.target for pc in self.plan.columns}
-        select = sql.SQL("SELECT s.{} FROM {} s WHERE ").format(sql.Identifier(STAGE_ROWID), sql.Identifier(STAGE))
-        queries = [select + cond for cond in
-                   not_null_conditions(self.table, loaded) + self._unique_conditions(loaded)]
-        cur.execute(CONSTRAINTS_SQL, (self.table.oid,))
-        for kind, expr, cols, ref_table, ref_cols in cur.fetchall():
-            if kind == "c":
-                queries.append(select + sql.SQL("({}) IS FALSE").format(sql.SQL(expr)))
-            elif set(cols) <= loaded:
-                queries.append(select + fk_condition(cols, ref_table, ref_cols))
-        return queries
-
-    def _unique_conditions(self, loaded):
-        conds = []
-        for unique in self.table.unique_keys:
-            if set(unique.columns) <= loaded:
-                conds.append(unique_condition(self.table, unique.columns, unique.nulls_not_distinct))
-        return conds
 
     def _apply_upserts(self, cur, batch):
         entries = sorted(batch.upserts.values())
-        if not self._stage(cur, entries):
+        if not self.isolator.stage(cur, entries):
             for rowid, line in entries:
                 batch.rejected += 1
                 batch.duplicates -= 1
@@ -728,7 +466,7 @@ class TableWriter:
                                       "value": self.plan.describe_record(line),
                                       "reason": "PostgreSQL refused the row text"})
             return
-        cur.execute(self._insert_from_stage(sql.SQL("true"), upsert=True))
+        cur.execute(self.isolator.insert_from_stage(sql.SQL("true"), upsert=True))
 
 
 def check_batch(feeder, batch_rows):

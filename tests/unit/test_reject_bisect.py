@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import random
 
-from ansible.module_utils.migrate.copy_engine import isolate
+from ansible.module_utils.migrate.reject_isolation import isolate
 
 
 class Loader:
