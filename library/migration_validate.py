@@ -71,6 +71,14 @@ options:
     type: str
     choices: [error, skip, update]
     default: skip
+  float4_rounding:
+    description:
+      - The migration's I(float4_rounding) (the sqlite_migration role's C(sqlite_migration_float4_rounding)).
+        C(accept) - a SQLite REAL in a C(real) (float4) column compares equal to its float4 rounding, the value
+        the migration stored; C(reject) - only an exact value does (the migration rejected the others).
+    type: str
+    choices: [reject, accept]
+    default: reject
   tables:
     description: Source tables to validate (default every table of I(mapping)); unknown names are an error.
     type: list
@@ -219,6 +227,7 @@ def argument_spec():
         src=dict(type="path"),
         mapping=dict(type="raw", required=True),
         on_conflict=dict(type="str", choices=["error", "skip", "update"], default="skip"),
+        float4_rounding=dict(type="str", choices=["reject", "accept"], default="reject"),
         tables=dict(type="list", elements="str"),
         checks=dict(type="list", elements="str", choices=CATEGORIES, default=list(CATEGORIES)),
         severity_overrides=dict(type="dict", default={}),

@@ -23,6 +23,7 @@ import datetime
 import multiprocessing
 import os
 import sqlite3
+import struct
 import traceback
 from itertools import compress
 from urllib.parse import quote
@@ -49,15 +50,19 @@ from ansible.module_utils.mapping.row_converter import apply_transforms
 
 CHUNK_ROWS = 50000
 _UTC = datetime.timezone.utc
+_FLOAT4 = struct.Struct(">f")
 
 
 class ColumnSpec:
     """One compared column: target name, fingerprint kind, and how the source produces it."""
 
-    def __init__(self, plan_column):
+    def __init__(self, plan_column, float4_rounding="reject"):
         self.name = plan_column.target
         self.base = plan_column.converter_base
         self.kind = kind_of(self.base)
+        # float4_rounding=accept: the migration stored the float4 rounding of a REAL, so that is what the
+        # source value compares as (with reject an inexact value was a reject, left out by rowid)
+        self.float4_rounded = self.base == "float4" and float4_rounding == "accept"
         self.index = plan_column.index
         self.transforms = plan_column.transforms
         self.derive = plan_column.derive
@@ -74,6 +79,8 @@ class TableJob:
         self.target_name = plan.target_name
         self.source_columns = list(plan.source_columns)
         self.order_by = list(plan.order_by)
+        # a WITHOUT ROWID source: the migration numbered its rows by position in this order (_source_query)
+        self.rowless_key = list(getattr(plan, "rowless_key", None) or [])
         # the natural key (a real unique constraint of the target), or none: then rows are
         # matched on all their columns and no row is ever a duplicate
         self.natural_key = list(plan.keys)
@@ -82,9 +89,10 @@ class TableJob:
         self.latest_wins = latest_wins
         self.keys = list(plan.keys) or [pc.target for pc in plan.columns]
         self.columns = []
+        rounding = getattr(plan, "float4_rounding", "reject")
         for pc in plan.columns:
             pc.converter_base = target.columns[pc.target].type.base
-            self.columns.append(ColumnSpec(pc))
+            self.columns.append(ColumnSpec(pc, rounding))
         self.excluded = np.unique(np.asarray(sorted(excluded_rowids), dtype=np.int64))
         self.dedupe = dedupe
         self.duplicates = np.unique(np.asarray(sorted(duplicates), dtype=np.int64))  # recorded by the migration
@@ -142,14 +150,24 @@ def _transformed(values, transforms):
     return out
 
 
-def _source_canonical(converter, kind, transforms=None):
+def float4_of(value):
+    """The float4 PostgreSQL stores for a float (as a float); out of float4's range: unchanged (the
+    migration rejected it, so the row is not compared)."""
+    try:
+        return _FLOAT4.unpack(_FLOAT4.pack(value))[0]
+    except OverflowError:
+        return value
+
+
+def _source_canonical(converter, kind, transforms=None, float4=False):
     def to_canonical(raw):
         if isinstance(raw, _DeriveError):
             raise ValueError(raw[0])
         value = apply_transforms(raw, transforms) if transforms else raw
         if value is None:
             return None
-        return from_copy_text(converter(value), kind)
+        out = from_copy_text(converter(value), kind)
+        return float4_of(out) if float4 else out
 
     return to_canonical
 
@@ -168,11 +186,11 @@ def encode_source_chunk(job, cols, n):
             if own is not None and spec.transforms:
                 own = _transformed(own, spec.transforms)
             raw = _derived_values(spec, own, cols[spec.derive["key_index"]], n)
-            to_canonical = _source_canonical(spec.converter, spec.kind)
+            to_canonical = _source_canonical(spec.converter, spec.kind, float4=spec.float4_rounded)
         else:
             raw = own if own is not None else (None,) * n
-            to_canonical = _source_canonical(spec.converter, spec.kind, spec.transforms)
-        fast = None if (spec.transforms or spec.derive) else encode_numbers(raw, spec.kind)
+            to_canonical = _source_canonical(spec.converter, spec.kind, spec.transforms, spec.float4_rounded)
+        fast = None if (spec.transforms or spec.derive or spec.float4_rounded) else encode_numbers(raw, spec.kind)
         if fast is not None:
             atoms, null, numbers = fast
             encoded.append((atoms, null, numbers, None, None))
@@ -195,10 +213,22 @@ def open_sqlite(path):
 def _source_query(job, where="", ordered=False):
     """Rows in rowid (storage) order; the migration's order_by only matters when duplicates are resolved."""
     cols = ", ".join(_qi(c) for c in job.source_columns)
-    query = "SELECT rowid, %s FROM %s%s" % (cols, _qi(job.source_table), where)
+    query = "SELECT rowid, %s FROM %s%s" % (cols, _qi(job.source_table) if not job.rowless_key else
+                                            _numbered_rows(job, cols), where)
     if ordered and job.order_by:
         query += " ORDER BY %s, rowid" % ", ".join(_qi(c) for c in job.order_by)
+    elif job.rowless_key:
+        query += " ORDER BY rowid"
     return query
+
+
+def _numbered_rows(job, cols):
+    """A WITHOUT ROWID table has no rowid: its rows get the 1-based position in (order_by, primary key)
+    order, the number sqlite_migrate gave them (sqlite_source.iter_rows(key=...)) and recorded for its
+    rejects and duplicates, so everything keyed by rowid here works unchanged."""
+    order = job.order_by + [c for c in job.rowless_key if c not in job.order_by]
+    return "(SELECT row_number() OVER (ORDER BY %s) AS rowid, %s FROM %s)" % (
+        ", ".join(_qi(c) for c in order), cols, _qi(job.source_table))
 
 
 def columns_of(rows, width):
@@ -664,6 +694,15 @@ class SourceFingerprints:
 # -- explaining differences ----------------------------------------------------------------
 
 
+def row_ref(job, rowid):
+    """How a source row is named: its rowid, or for a WITHOUT ROWID table the position the migration
+    numbered it by (also its source_rowid in the rejects)."""
+    if job.rowless_key:
+        return "position %d in (%s) order" % (rowid, ", ".join(job.order_by + [
+            c for c in job.rowless_key if c not in job.order_by]))
+    return "SQLite rowid %d" % rowid
+
+
 def _key_text(job, row):
     return ", ".join("%s=%s" % (k, canonical_text(row[job.names.index(k)], job.kinds[job.names.index(k)]))
                      for k in job.keys)
@@ -690,7 +729,7 @@ def explain(job, src_fp, dst_fp, diffs, *, path, conn, limit=10):
         row = src_rows.get(int(rid))
         if row is not None:
             findings.append({"kind": "missing", "key": _key_text(job, row), "source_rowid": int(rid),
-                             "text": "row %s (SQLite rowid %d) is missing in PostgreSQL" % (_key_text(job, row), rid)})
+                             "text": "row %s (%s) is missing in PostgreSQL" % (_key_text(job, row), row_ref(job, rid))})
     for h in diffs["extra"][:limit]:
         for row in dst_rows.get(int(h), [])[:1]:
             findings.append({"kind": "extra", "key": _key_text(job, row),

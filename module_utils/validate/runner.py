@@ -16,8 +16,9 @@ from ansible.module_utils.core.postgres import connect, rollback_quietly
 from ansible.module_utils.core.quant_meta import all_checkpoints, recorded_rowids, recorded_source_paths
 from ansible.module_utils.core.sqlite_source import SourceError, open_source
 from ansible.module_utils.mapping.legacy import LegacyError, extend_validation
+from ansible.module_utils.mapping.names import check_no_fold_collision
 from ansible.module_utils.mapping.plan import MappingError, SourceTableMissing, build_plan, table_order
-from ansible.module_utils.mapping.target import TargetError, load_table
+from ansible.module_utils.mapping.target import TargetError, find_table, load_table
 from ansible.module_utils.validate import data as validate_data
 from ansible.module_utils.validate import pg_health, timescale_health
 from ansible.module_utils.validate.checks import CATEGORIES, Results, failure_message
@@ -87,18 +88,46 @@ class Context:
         return any(c in self.categories for c in cats)
 
 
+def conversion_options(params):
+    """The conversion policy the migration ran with, as far as it changes what PostgreSQL holds: with
+    float4_rounding=accept a real column holds the rounded value, which must compare equal."""
+    return Options(float4_rounding=params.get("float4_rounding") or "reject")
+
+
+def find_target(cur, table, spec):
+    """(schema, target name, target, folded) for one source table, found the way sqlite_migrate finds
+    it: the name the mapping gives, else the source name, else its unquoted lower-case form
+    (mapping/names.py), so a mixed-case file loaded into a lower-case schema validates."""
+    schema = spec.get("schema") or "public"
+    name, folded = find_table(cur, schema, spec.get("target") or table, explicit=bool(spec.get("target")))
+    return schema, name, load_table(cur, schema, name), folded
+
+
+def plan_table(table, spec, source, target, options, lookups):  # noqa: PLR0917
+    """The table's migration plan as sqlite_migrate builds it for `target`: columns resolved like the
+    table, and a WITHOUT ROWID source numbered by position in primary-key order, as it was loaded."""
+    plan = build_plan(table, dict(spec, target=target.name), source, target, options, lookups)
+    plan.float4_rounding = options.float4_rounding  # what a real column compares as (TableJob)
+    if not source.has_rowid(table):
+        plan.rowless_key = source.primary_key(table)
+    return plan
+
+
 def _plans(ctx, cur, source):
     """Compile the migration plan of every table; mapping problems become critical checks."""
     plans, targets = {}, {}
-    lookups = {}
+    lookups, resolved = {}, []
+    options = conversion_options(ctx.params)
     for table in ctx.tables:
         spec = ctx.mapping[table]
-        schema, name = spec.get("schema") or "public", spec.get("target") or table
         try:
-            target = load_table(cur, schema, name)
+            schema, name, target, folded = find_target(cur, table, spec)
             targets[name] = (schema, target)
             if source is not None:
-                plans[table] = build_plan(table, spec, source, target, Options(), lookups)
+                plans[table] = plan_table(table, spec, source, target, options, lookups)
+                plans[table].target_folded = folded
+                resolved.append((table, target.display, folded))
+                check_no_fold_collision(resolved, "source tables")
         except SourceTableMissing as exc:
             # the migration skipped it too (status missing): nothing to reconcile, but say so
             ctx.results.skip("mapping %s" % table, "content", "warning", str(exc), table)
