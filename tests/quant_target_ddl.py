@@ -121,6 +121,10 @@ CREATE TABLE exchange_rate_history (
 """
 
 HYPERTABLE = "SELECT create_hypertable('ohlcv_data', 'date', chunk_time_interval => INTERVAL '1 month');"
+# The runbook's compression settings of ohlcv_data, for tests that need compressed chunks (Community).
+OHLCV_COMPRESSION = ("ALTER TABLE ohlcv_data SET (timescaledb.compress, "
+                     "timescaledb.compress_segmentby = 'ticker, region, timeframe', "
+                     "timescaledb.compress_orderby = 'date')")
 
 
 def timescaledb_installable(conn):

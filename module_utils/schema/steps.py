@@ -177,10 +177,11 @@ def apply_steps(conn, steps, check_mode=False, session_role=None):
             for step in rerecorded:
                 rerecord_schema_step(cur, step["step"], step["checksum"])
             conn.commit()
-        turned = [dict(_brief(s), **{"from": old}) for s, old in transitions(desired, recorded)]
+        moves = transitions(desired, recorded)
+        turned = [dict(_brief(s), **{"from": old}) for s, old in moves]
         applied = []
         if not check_mode:
-            for step, old in transitions(desired, recorded):
+            for step, old in moves:
                 _run_in_transaction(
                     conn, cur, step["transitions"][old], session_role=session_role,
                     label="step %d's transition '%s' -> '%s'" % (step["step"], old, step["name"]),

@@ -41,14 +41,12 @@ from faultlib import (
     wait_until,
 )
 from pgcluster import community_fixture
-from quant_target_ddl import quant_mapping
+from quant_target_ddl import OHLCV_COMPRESSION, quant_mapping
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
 SCALE = 0.03
 TABLES = list(quant_mapping())
-COMPRESSION = ("ALTER TABLE ohlcv_data SET (timescaledb.compress, "
-               "timescaledb.compress_segmentby = 'ticker, region, timeframe', timescaledb.compress_orderby = 'date')")
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +107,7 @@ def test_kill_9_of_a_compression_job_loses_nothing(community, sample, reference,
     try:
         migrate(community, db, sample)
         cur = watch.cursor()
-        cur.execute(COMPRESSION)
+        cur.execute(OHLCV_COMPRESSION)
         # the policy exists but only this test runs it (never the scheduler on its own)
         job = scalar(watch, "SELECT add_compression_policy('ohlcv_data', compress_after => INTERVAL '1 day')")
         cur.execute("SELECT alter_job(%s, scheduled => false)", (job,))
@@ -171,7 +169,7 @@ def test_kill_9_while_loading_into_compressed_chunks_then_resume(community, samp
     gate = Gate(community, db)
     proc = None
     try:
-        gate.watch.cursor().execute(COMPRESSION)
+        gate.watch.cursor().execute(OHLCV_COMPRESSION)
         gate.hold_table("ohlcv_data")
         proc = start_core(migration_params(community, db, sample), tmp_path, "killed")
         pid, cp = gate.pause_inside("ohlcv_data", proc)

@@ -13,12 +13,10 @@ import sqlite3
 
 import pytest
 from ansible.module_utils.migrate.runner import run_migration
-from quant_target_ddl import create_target_schema
+from quant_target_ddl import OHLCV_COMPRESSION, create_target_schema
 
 pytestmark = pytest.mark.integration
 
-COMPRESSION = ("ALTER TABLE ohlcv_data SET (timescaledb.compress, "
-               "timescaledb.compress_segmentby = 'ticker, region, timeframe', timescaledb.compress_orderby = 'date')")
 COLUMNS = ("ticker", "timeframe", "date", "region", "open", "high", "low", "close", "volume", "ma200")
 # Already in PostgreSQL (then compressed): January 2025, two tickers; ma200 all NULL as in a
 # ticker's first months, so the compressed batch holds an all-NULL block too.
@@ -44,7 +42,7 @@ def test_on_conflict_into_compressed_chunks(community_server, tmp_path, mode):
     target = community_server.connect(name)
     try:
         create_target_schema(target, hypertable=True)
-        query(target, COMPRESSION)
+        query(target, OHLCV_COMPRESSION)
         with target.cursor() as cur:
             cur.executemany("INSERT INTO ohlcv_data (%s) VALUES (%s)" % (", ".join(COLUMNS), ", ".join(["%s"] * 10)),
                             EXISTING)
