@@ -18,7 +18,11 @@ description:
     a real unique constraint of the target, and a key holding NULL is never a duplicate unless the index is
     NULLS NOT DISTINCT (SQL and SQLite semantics). Orphans (lookup misses, I(references) misses) are rejects.
   - Progress and checkpoints live in C(quant_meta.migration_checkpoints); each batch commits together with
-    its checkpoint, so a killed run continues exactly with I(resume=true).
+    its checkpoint, so a killed run continues exactly with I(resume=true). A checkpoint records its source file
+    (size, modification time, schema) and its target (name and table oid): a table finished into another
+    target, or into one dropped and created again, is loaded again with a warning (never C(skipped)); an
+    interrupted load whose target changed is an error naming both; a finished target found empty is skipped
+    with a warning saying I(truncate=true) reloads it.
   - A WITHOUT ROWID table (no rowid to resume on) streams in primary-key order and a resumed load skips the
     rows already processed in that order; that is exact because a resume is refused when the file changed
     (size, modification time or schema). Its rejects' C(source_rowid) is the row's 1-based position in that

@@ -55,6 +55,8 @@ DDL = [
         seconds double precision NOT NULL DEFAULT 0,
         run_id text NOT NULL
     )""",
+    # the target's identity (pg_class oid) since issue 20: a recreated or different target is never "done"
+    "ALTER TABLE quant_meta.migration_checkpoints ADD COLUMN IF NOT EXISTS target_oid bigint",
     """CREATE TABLE IF NOT EXISTS quant_meta.migration_rejects (
         id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
         run_id text NOT NULL,
@@ -86,6 +88,13 @@ SCHEMA_STEPS_DDL = """CREATE TABLE IF NOT EXISTS quant_meta.schema_steps (
 )"""
 
 
+HAS_TARGET_OID = """EXISTS (SELECT 1 FROM pg_attribute
+    WHERE attrelid = to_regclass('quant_meta.migration_checkpoints') AND attname = 'target_oid' AND NOT attisdropped)"""
+# True when every object of DDL exists (checked before taking the creators' lock): the newest
+# table and the newest column, since older releases created the tables without them.
+SCHEMA_CURRENT = "SELECT to_regclass('quant_meta.migration_dropped_indexes') IS NOT NULL AND " + HAS_TARGET_OID
+
+
 class LockBusy(Exception):
     """Another run holds the migration lock."""
 
@@ -93,7 +102,7 @@ class LockBusy(Exception):
 def ensure_schema(conn):
     """Create quant_meta and its tables if missing (idempotent)."""
     with conn.cursor() as cur:
-        cur.execute("SELECT to_regclass('quant_meta.migration_dropped_indexes') IS NOT NULL")
+        cur.execute(SCHEMA_CURRENT)
         if cur.fetchone()[0]:
             return False
         # Serialise concurrent creators (CREATE ... IF NOT EXISTS can race).
@@ -241,31 +250,44 @@ CHECKPOINT_COLS = ("table_name", "target_table", "source_path", "source_fingerpr
 
 
 def get_checkpoint(conn, table):
+    """The table's checkpoint as a dict, or None. target_oid is None for a checkpoint an older release
+    wrote (and, in check mode, before this release first ran: check mode creates nothing)."""
     if not meta_exists(conn):
         return None
     with conn.cursor() as cur:
-        cur.execute("SELECT %s FROM quant_meta.migration_checkpoints WHERE table_name = %%s"
-                    % ", ".join(CHECKPOINT_COLS), (table,))
+        cur.execute("SELECT " + HAS_TARGET_OID)
+        oid = "target_oid" if cur.fetchone()[0] else "NULL::bigint"
+        cur.execute("SELECT %s, %s FROM quant_meta.migration_checkpoints WHERE table_name = %%s"
+                    % (", ".join(CHECKPOINT_COLS), oid), (table,))
         row = cur.fetchone()
-    return dict(zip(CHECKPOINT_COLS, row)) if row else None
+    return dict(zip((*CHECKPOINT_COLS, "target_oid"), row)) if row else None
 
 
 def start_checkpoint(cur, table, target, path, fingerprint, source_rows, run_id):  # noqa: PLR0917
-    """(Re)start a table's load: counts reset, status running. Caller commits."""
+    """(Re)start a table's load: counts reset, status running. Caller commits.
+
+    target: the TargetTable; its display name and oid identify the table the rows go into."""
     cur.execute("DELETE FROM quant_meta.migration_rejects WHERE table_name = %s", (table,))
     cur.execute(
         """INSERT INTO quant_meta.migration_checkpoints AS c
-               (table_name, target_table, source_path, source_fingerprint, source_rows, last_rowid,
+               (table_name, target_table, target_oid, source_path, source_fingerprint, source_rows, last_rowid,
                 copied_rows, rejected_rows, duplicate_rows, status, started_at, updated_at, finished_at, seconds,
                 run_id)
-           VALUES (%s, %s, %s, %s, %s, NULL, 0, 0, 0, 'running', now(), now(), NULL, 0, %s)
+           VALUES (%s, %s, %s, %s, %s, %s, NULL, 0, 0, 0, 'running', now(), now(), NULL, 0, %s)
            ON CONFLICT (table_name) DO UPDATE SET
-               target_table = EXCLUDED.target_table, source_path = EXCLUDED.source_path,
+               target_table = EXCLUDED.target_table, target_oid = EXCLUDED.target_oid,
+               source_path = EXCLUDED.source_path,
                source_fingerprint = EXCLUDED.source_fingerprint, source_rows = EXCLUDED.source_rows,
                last_rowid = NULL, copied_rows = 0, rejected_rows = 0, duplicate_rows = 0, status = 'running',
                started_at = now(), updated_at = now(), finished_at = NULL, seconds = 0, run_id = EXCLUDED.run_id""",
-        (table, target, path, fingerprint, source_rows, run_id),
+        (table, target.display, target.oid, path, fingerprint, source_rows, run_id),
     )
+
+
+def adopt_target(cur, table, target):
+    """Record the target's identity in a checkpoint an older release wrote without it (same name)."""
+    cur.execute("UPDATE quant_meta.migration_checkpoints SET target_oid = %s WHERE table_name = %s",
+                (target.oid, table))
 
 
 def advance_checkpoint(cur, table, last_rowid, copied, rejected, duplicates, seconds):  # noqa: PLR0917

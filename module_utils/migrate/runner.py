@@ -18,6 +18,7 @@ from ansible.module_utils.core.quant_meta import (
     LockBusy,
     TruncateRefused,
     acquire_lock,
+    adopt_target,
     dropped_indexes,
     ensure_schema,
     fetch_rejects,
@@ -41,6 +42,12 @@ from ansible.module_utils.mapping.target import (
     find_table,
     load_table,
     sync_sequences,
+)
+from ansible.module_utils.migrate.checkpoint_match import (
+    emptied_warning,
+    reload_warning,
+    resume_refusal,
+    target_change,
 )
 from ansible.module_utils.migrate.copy_engine import RowFeeder, TableWriter, check_batch, paused_gc
 from ansible.module_utils.migrate.index_build import build_indexes
@@ -350,7 +357,7 @@ class Migration:
     def load_table(self, plan):
         name = plan.source_table
         fingerprint = self.source.fingerprint()
-        cp = get_checkpoint(self.conn, name)
+        cp = self.matching_checkpoint(plan, get_checkpoint(self.conn, name))
         source_rows = self.source.count(name)
         if cp and cp["status"] == "done" and cp["source_fingerprint"] == fingerprint:
             self.skip_migrated(plan, cp)
@@ -385,6 +392,25 @@ class Migration:
                 rowid = self.source.first_rowid_with(plan.source_table, pc.source, value, plan.order_by)
             plan.notes.append(epoch_note(pc, value, moment, rowid))
 
+    def matching_checkpoint(self, plan, cp):
+        """The checkpoint when it describes a load into this very target; a finished load into another
+        (or a recreated) table is forgotten with a warning, an interrupted one stops the run."""
+        if not cp:
+            return cp
+        change = target_change(cp, plan.target)
+        if change is None:
+            if cp.get("target_oid") is None and not self.check_mode:
+                with self.conn.cursor() as cur:
+                    adopt_target(cur, plan.source_table, plan.target)
+                self.conn.commit()
+            return cp
+        if cp["status"] == "running":
+            raise MigrationError(resume_refusal(plan.source_table, cp, change), self.result)
+        text = reload_warning(plan.source_table, cp, change)
+        self.warn(text)
+        plan.warnings.append(text)
+        return None
+
     def skip_migrated(self, plan, cp):
         """The table was already migrated from this very file: report that load instead (indexes it
         dropped and did not rebuild are rebuilt)."""
@@ -393,10 +419,19 @@ class Migration:
         res = _table_result(plan, cp["source_rows"], cp["copied_rows"], cp["rejected_rows"], cp["duplicate_rows"],
                             cp["seconds"], "skipped")
         res["note"] = "already migrated from this source (run_id %s); truncate: true reloads it" % cp["run_id"]
+        if cp["copied_rows"] and not self.target_has_rows(plan):
+            res["note"] = emptied_warning(name, cp, plan.target)
+            self.warn(res["note"])
         res["run_id"] = cp["run_id"]
         res["rejects_sample"] = self.sample_rejects(name, cp["run_id"])
         self.result["tables"][name] = res
         self.log("%s: already migrated, skipped" % name)
+
+    def target_has_rows(self, plan):
+        with self.conn.cursor() as cur:
+            found = count_rows_exist(cur, plan.target)
+        self.conn.rollback()
+        return found
 
     def interrupted_load(self, name, cp, fingerprint):
         """The checkpoint of an interrupted load to continue, or None to start afresh. An interrupted
@@ -426,7 +461,7 @@ class Migration:
                 start = _LoadStart(cp["run_id"], sum(base), cp["last_rowid"], base, True)
             else:
                 start = _LoadStart(self.run_id, 0, None, (0, 0, 0), False)
-                start_checkpoint(cur, plan.source_table, plan.target_display, self.params["src"], fingerprint,
+                start_checkpoint(cur, plan.source_table, plan.target, self.params["src"], fingerprint,
                                  source_rows, self.run_id)
                 if drops_indexes(self.params.get("drop_indexes", "auto"), plan) \
                         and not count_rows_exist(cur, plan.target):
@@ -566,7 +601,7 @@ class Migration:
         self.note_epochs(plan)
         cp = None
         try:
-            cp = get_checkpoint(self.conn, name)
+            cp = self.matching_checkpoint(plan, get_checkpoint(self.conn, name))
         finally:
             self.conn.rollback()
         status = "would_copy"

@@ -4,6 +4,7 @@ check mode, and a database without the bookkeeping reads as "nothing recorded"."
 
 from __future__ import annotations
 
+import collections
 import uuid
 
 import pytest
@@ -12,6 +13,8 @@ from ansible.module_utils.core.quant_meta import advance_checkpoint, ensure_sche
 from ansible.module_utils.core.quant_meta_actions import run
 
 pytestmark = pytest.mark.integration
+
+FakeTarget = collections.namedtuple("FakeTarget", "display oid")  # what start_checkpoint reads of a TargetTable
 
 
 def sql(server, db, statement, args=None):
@@ -30,7 +33,7 @@ def load(server, db, table, copied, done=True, rejects=0):
     try:
         ensure_schema(conn)
         with conn.cursor() as cur:
-            start_checkpoint(cur, table, "public." + table, "/src.db", "fp", copied + rejects, "run1")
+            start_checkpoint(cur, table, FakeTarget("public." + table, None), "/src.db", "fp", copied + rejects, "run1")
             advance_checkpoint(cur, table, copied + rejects, copied, rejects, 0, 2.0)
             for n in range(rejects):
                 cur.execute("INSERT INTO quant_meta.migration_rejects (run_id, table_name, source_rowid, kind, reason) "
