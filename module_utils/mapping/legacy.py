@@ -348,19 +348,8 @@ def extend_validation(ctx, source):
             )
         return
     check_legacy_schema(schema, {(spec or {}).get("schema") or "public" for spec in ctx.mapping.values()})
-    for name in names:
+    for name in names:  # a WITHOUT ROWID table too: compared in primary-key order, as it was loaded
         check_identifier(name, "SQLite table")
-        if not source.has_rowid(name):
-            ctx.results.add(
-                "unmapped table %s" % name,
-                "reconciliation",
-                "warning",
-                False,
-                "WITHOUT ROWID table %s (%s rows) is copied by sqlite_migrate but not compared by content here: "
-                "the comparison reads rows by rowid, which it lacks" % (name, _count(source, name)),
-                name,
-            )
-            continue
         ctx.mapping[name] = {"schema": schema}
         ctx.tables.append(name)
         for check in ("no orphans %s" % name, "no orphans %s -> *" % name):  # exact: the check that errored

@@ -56,7 +56,7 @@ INSERT INTO wr_cache VALUES ('a', 1), ('b', 2);
 """
 
 LEGACY = ["backtest_results", "filter_cache_stage0", "gpt_analysis", "kelly_history", 'we"ird name']
-COPIED = [*LEGACY, "wr_cache"]  # a WITHOUT ROWID table is copied too (issue 20, item 6), not validated by content
+COPIED = [*LEGACY, "wr_cache"]  # a WITHOUT ROWID table is copied and validated too (issue 20, item 6)
 ROWS = {
     "backtest_results": 3,
     "filter_cache_stage0": 3,
@@ -214,10 +214,10 @@ def test_every_legacy_row_and_value_is_copied_and_validates(legacy):
     report = validate(params, legacy_schema="sqlite_legacy")
     assert report["summary"]["critical_failures"] == 0, [c for c in report["checks"] if c["status"] == "fail"]
     checks = {c["name"]: c for c in report["checks"]}
-    for table in LEGACY:
+    for table in COPIED:
         assert checks["content %s" % table]["status"] == "pass", checks["content %s" % table]
         assert checks["row accounting %s" % table]["status"] == "pass", checks["row accounting %s" % table]
-    assert checks["unmapped table wr_cache"]["severity"] == "warning"
+    assert "unmapped table wr_cache" not in checks  # compared by content like the others, no warning
     # SQLite never enforced the legacy foreign keys: an orphan is reported, as a warning
     orphans = checks["no orphans filter_cache_stage0 -> tickers(ticker, region) via ticker"]
     assert (orphans["status"], orphans["severity"]) == ("fail", "warning") and "(ZZZZ, XX)" in orphans["detail"]
@@ -291,3 +291,16 @@ def test_bad_names_are_refused_before_anything_is_created(legacy, tmp_path):
     assert scalar(conn, "SELECT to_regnamespace('sqlite_legacy') IS NULL")
     with pytest.raises(ValidationError, match="64 bytes long"):
         validate(dict(params, src=src), legacy_schema="sqlite_legacy")
+
+
+def test_a_without_rowid_legacy_table_is_compared_by_content(legacy):
+    # compared like a mapped WITHOUT ROWID table: rows by position in primary-key order, matched on the key
+    conn, params = legacy
+    run_migration(params)
+    with conn.cursor() as cur:
+        cur.execute("UPDATE sqlite_legacy.wr_cache SET v = 5 WHERE k = 'b'")
+    checks = {c["name"]: c for c in validate(params, legacy_schema="sqlite_legacy")["checks"]}
+    content = checks["content wr_cache"]
+    assert (content["status"], content["severity"]) == ("fail", "critical"), content
+    assert "row k=b differs in v (SQLite 2, PostgreSQL 5)" in content["detail"], content
+    assert checks["content kelly_history"]["status"] == "pass", checks["content kelly_history"]
