@@ -23,6 +23,12 @@ description:
     first missing, extra or changed keys and the differing columns. Duplicates are left
     out of the source side by the migration's rules (found again, not read from its
     records) - the first row is kept, or the latest rowid for I(on_conflict=update) tables.
+  - Source rows are named (in findings, and matched with the migration's rejects and duplicates) by their
+    rowid, read by whichever of C(rowid), C(_rowid_), C(oid) the table does not declare as a column, as
+    sqlite_migrate reads it; a column named C(rowid) is compared like any other. A table without a reachable
+    rowid (WITHOUT ROWID, or all three names declared) is read in primary-key order, its rows named by their
+    1-based position in that order; one declaring all three names without a primary key fails the critical
+    check C(mapping TABLE).
   - C(integrity) - NULL keys, duplicate keys, orphans against C(tickers(ticker, region)).
   - C(quality) - price rules on OHLCV tables and ticker formats per region (severity
     I(quality_severity)).
@@ -58,7 +64,8 @@ options:
     description:
       - The sqlite_migrate option of the same name (the same value). When set, every SQLite table outside
         I(mapping) is validated like a mapped table in that schema (reconciliation, content, integrity; its
-        orphan checks are warnings, since SQLite never enforced those foreign keys).
+        orphan checks are warnings, since SQLite never enforced those foreign keys), a WITHOUT ROWID table
+        too (compared in primary-key order, see the description).
       - When empty, each such table is a failed C(warning) check C(unmapped table NAME) with its row count.
       - Only without I(tables), and only with the C(reconciliation) or C(content) category.
     type: str

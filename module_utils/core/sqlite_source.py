@@ -6,6 +6,10 @@
 * Rows are streamed with stdlib sqlite3 in ``rowid`` order (or ``ORDER BY
   <order_by>, rowid`` for hypertables, and primary-key order for WITHOUT ROWID
   tables), a ``fetchmany`` page at a time, so a table is never held in memory.
+* "rowid" in SQL means the real rowid only while no column has that name: every
+  read of it goes through ``rowid_alias(table)``, the one of ``rowid``, ``_rowid_``,
+  ``oid`` the table does not declare (SQLite's own rule). A table declaring all
+  three has no reachable rowid and is read like a WITHOUT ROWID table.
 * TEXT arrives as bytes (``text_factory=bytes``) so invalid UTF-8 is detected
   per value by the converters (convert/) instead of aborting the whole cursor.
 """
@@ -19,6 +23,7 @@ import stat
 from urllib.parse import quote
 
 SQLITE_HEADER = b"SQLite format 3\x00"
+ROWID_NAMES = ("rowid", "_rowid_", "oid")  # SQLite's names of the rowid, tried in this order
 SORTER_THREADS = 2
 LOCK_WAIT_SECONDS = 5  # sqlite3's default busy timeout, stated in the locked-file message
 
@@ -95,6 +100,7 @@ class SqliteSource:
             raise SourceError("source SQLite file %s is corrupt or not a database: %s" % (path, exc)) from None
         self._schema = [tuple(_s(v) for v in row) for row in rows]
         self._columns = {}
+        self._aliases = {}
 
     # -- schema --------------------------------------------------------------------
 
@@ -153,7 +159,7 @@ class SqliteSource:
 
     def select(self, table, columns, not_null=()):
         """Yield ``(rowid, *columns)`` (text decoded) of the rows whose not_null columns hold a value."""
-        query = "SELECT rowid, %s FROM %s" % (", ".join(qi(c) for c in columns), qi(table))
+        query = "SELECT %s, %s FROM %s" % (self._rowid(table), ", ".join(qi(c) for c in columns), qi(table))
         if not_null:
             query += " WHERE " + " AND ".join("%s IS NOT NULL" % qi(c) for c in not_null)
         try:
@@ -181,12 +187,62 @@ class SqliteSource:
         except sqlite3.DatabaseError as exc:
             raise SourceError("source SQLite file %s: reading table %s failed: %s" % (self.path, table, exc)) from None
 
+    def rowid_alias(self, table):
+        """The name that reads the table's real rowid, or None when none does.
+
+        A declared column hides the rowid name it shares (case-insensitively, generated
+        columns included): ``rowid`` then reads that column, which may be text, NULL or
+        repeated. The first of rowid, _rowid_, oid left undeclared reaches the rowid; None
+        for a WITHOUT ROWID table and for a table declaring all three (rowless_key).
+        """
+        if table not in self._aliases:
+            declared = {name.lower() for name in self._declared_names(table)}
+            free = [name for name in ROWID_NAMES if name not in declared]
+            alias = None
+            if free:
+                try:
+                    self.conn.execute("SELECT %s FROM %s LIMIT 0" % (free[0], qi(table)))
+                    alias = free[0]
+                except sqlite3.OperationalError:  # WITHOUT ROWID: no name reaches a rowid
+                    alias = None
+            self._aliases[table] = alias
+        return self._aliases[table]
+
     def has_rowid(self, table):
-        try:
-            self.conn.execute("SELECT rowid FROM %s LIMIT 0" % qi(table))
-            return True
-        except sqlite3.OperationalError:
-            return False
+        """The rows can be read and resumed by rowid (rowid_alias)."""
+        return self.rowid_alias(table) is not None
+
+    def rowless_key(self, table):
+        """How the rows are ordered and numbered without a rowid: the primary key ([] when the
+        rowid is reachable). Raises SourceError for a table with neither."""
+        if self.has_rowid(table):
+            return []
+        key = self.primary_key(table)
+        if not key:
+            raise SourceError(
+                "source SQLite file %s: table %s declares columns named rowid, _rowid_ and oid, which hide "
+                "its rowid, and has no primary key, so its rows have no order to be read, resumed and compared "
+                "by; rename one of those columns or give the table a primary key" % (self.path, table))
+        return key
+
+    def _declared_names(self, table):
+        """Every declared column name, generated (hidden) columns included (table_xinfo, SQLite 3.26+)."""
+        for pragma in ("table_xinfo", "table_info"):
+            try:
+                return [_s(row[1]) for row in self.conn.execute("PRAGMA %s(%s)" % (pragma, qi(table)))]
+            except sqlite3.OperationalError:
+                continue
+        return self.columns(table)
+
+    def _rowid(self, table):
+        """rowid_alias, or SourceError naming why rows cannot be read by rowid."""
+        alias = self.rowid_alias(table)
+        if alias is None:
+            self.rowless_key(table)  # no primary key either: that error says what to do
+            raise SourceError("source SQLite file %s: table %s has no reachable rowid (WITHOUT ROWID, or columns "
+                              "named rowid, _rowid_ and oid): it is read in primary-key order, not by rowid"
+                              % (self.path, table))
+        return alias
 
     # -- rows ------------------------------------------------------------------------
 
@@ -196,35 +252,46 @@ class SqliteSource:
         Without order_by: ``WHERE rowid > after_rowid ORDER BY rowid``
         (resumable by rowid, no OFFSET scans). With order_by: ``ORDER BY
         <order_by>, rowid`` and ``skip`` rows already processed (a one-time
-        OFFSET on resume; the order is total, so it is deterministic).
+        OFFSET on resume; the order is total, so it is deterministic). "rowid"
+        is the table's rowid_alias, so a column named rowid is read as a column.
 
-        key: the primary key of a WITHOUT ROWID table, which has no rowid: the rows
+        key: the primary key of a WITHOUT ROWID table (rowless_key), which has no rowid: the rows
         come ``ORDER BY <order_by>, <key>`` (total: the key is unique and NOT NULL
         there) and the first item is the row's 1-based position in that order,
         so a resume skips the rows already processed like the order_by case.
+
+        A table that can be read neither way raises SourceError here, at the call, not at the
+        first row (rowless_key names what to change).
         """
+        query, params = self._rows_query(table, columns, order_by, after_rowid, skip, key)
+        return self._stream(table, query, params, page, int(skip) if key else None)
+
+    def _rows_query(self, table, columns, order_by, after_rowid, skip, key):  # noqa: PLR0917
+        """(query, params) of iter_rows."""
         cols = ", ".join(qi(c) for c in columns)
-        params = ()
         if key:
             order = list(order_by) + [c for c in key if c not in order_by]
             query = "SELECT %s FROM %s ORDER BY %s" % (cols, qi(table), ", ".join(qi(c) for c in order))
-            if skip:
-                query += " LIMIT -1 OFFSET %d" % int(skip)
         elif order_by:
             # The sort runs before the first row arrives, while the target has nothing to do:
             # a second sorter thread takes the other core (full sample: 3.0 s instead of 3.6 s)
             self.conn.execute("PRAGMA threads = %d" % SORTER_THREADS)
-            query = "SELECT rowid, %s FROM %s ORDER BY %s, rowid" % (
-                cols, qi(table), ", ".join(qi(c) for c in order_by))
-            if skip:
-                query += " LIMIT -1 OFFSET %d" % int(skip)
+            rowid = self._rowid(table)
+            query = "SELECT %s, %s FROM %s ORDER BY %s, %s" % (
+                rowid, cols, qi(table), ", ".join(qi(c) for c in order_by), rowid)
         else:
-            query = "SELECT rowid, %s FROM %s WHERE rowid > ? ORDER BY rowid" % (cols, qi(table))
-            params = (after_rowid if after_rowid is not None else -(2**63),)
+            query = "SELECT {0}, {1} FROM {2} WHERE {0} > ? ORDER BY {0}".format(self._rowid(table), cols, qi(table))
+            return query, (after_rowid if after_rowid is not None else -(2**63),)
+        if skip:
+            query += " LIMIT -1 OFFSET %d" % int(skip)
+        return query, ()
+
+    def _stream(self, table, query, params, page, numbered_from):
+        """The rows of query a page at a time; numbered_from: prefix each with its position after that many."""
         try:
             cur = self.conn.execute(query, params)
-            if key:
-                yield from _numbered(cur, page, int(skip))
+            if numbered_from is not None:
+                yield from _numbered(cur, page, numbered_from)
                 return
             while True:
                 rows = cur.fetchmany(page)
@@ -236,8 +303,11 @@ class SqliteSource:
 
     def first_rowid_with(self, table, column, value, order_by=()):
         """rowid of the first row (in stream order) whose column equals value, or None (for notes)."""
-        query = "SELECT rowid FROM %s WHERE %s = ? ORDER BY %s LIMIT 1" % (
-            qi(table), qi(column), ", ".join([*(qi(c) for c in order_by), "rowid"]))
+        rowid = self.rowid_alias(table)
+        if rowid is None:
+            return None
+        query = "SELECT %s FROM %s WHERE %s = ? ORDER BY %s LIMIT 1" % (
+            rowid, qi(table), qi(column), ", ".join([*(qi(c) for c in order_by), rowid]))
         try:
             row = self.conn.execute(query, (value,)).fetchone()
         except sqlite3.DatabaseError:

@@ -81,6 +81,8 @@ class TableJob:
         self.order_by = list(plan.order_by)
         # a WITHOUT ROWID source: the migration numbered its rows by position in this order (_source_query)
         self.rowless_key = list(getattr(plan, "rowless_key", None) or [])
+        # the name that reaches the rowid (sqlite_source.rowid_alias): "rowid" means a column when one has it
+        self.rowid_alias = getattr(plan, "rowid_alias", None) or "rowid"
         # the natural key (a real unique constraint of the target), or none: then rows are
         # matched on all their columns and no row is ever a duplicate
         self.natural_key = list(plan.keys)
@@ -96,6 +98,11 @@ class TableJob:
         self.excluded = np.unique(np.asarray(sorted(excluded_rowids), dtype=np.int64))
         self.dedupe = dedupe
         self.duplicates = np.unique(np.asarray(sorted(duplicates), dtype=np.int64))  # recorded by the migration
+
+    @property
+    def row_id(self):
+        """The SQL that names a source row: its rowid, or the position _numbered_rows adds."""
+        return _position_name(self.source_columns) if self.rowless_key else self.rowid_alias
 
     @property
     def names(self):
@@ -213,13 +220,18 @@ def open_sqlite(path):
 def _source_query(job, where="", ordered=False):
     """Rows in rowid (storage) order; the migration's order_by only matters when duplicates are resolved."""
     cols = ", ".join(_qi(c) for c in job.source_columns)
-    query = "SELECT rowid, %s FROM %s%s" % (cols, _qi(job.source_table) if not job.rowless_key else
-                                            _numbered_rows(job, cols), where)
+    query = "SELECT %s, %s FROM %s%s" % (job.row_id, cols, _qi(job.source_table) if not job.rowless_key else
+                                         _numbered_rows(job, cols), where)
     if ordered and job.order_by:
-        query += " ORDER BY %s, rowid" % ", ".join(_qi(c) for c in job.order_by)
+        query += " ORDER BY %s, %s" % (", ".join(_qi(c) for c in job.order_by), job.row_id)
     elif job.rowless_key:
-        query += " ORDER BY rowid"
+        query += " ORDER BY %s" % job.row_id
     return query
+
+
+def _rows_with_ids(job, count):
+    """WHERE clause of _source_query selecting `count` rows by their id (one ? each)."""
+    return " WHERE %s IN (%s)" % (job.row_id, ",".join("?" * count))
 
 
 def _numbered_rows(job, cols):
@@ -227,8 +239,17 @@ def _numbered_rows(job, cols):
     order, the number sqlite_migrate gave them (sqlite_source.iter_rows(key=...)) and recorded for its
     rejects and duplicates, so everything keyed by rowid here works unchanged."""
     order = job.order_by + [c for c in job.rowless_key if c not in job.order_by]
-    return "(SELECT row_number() OVER (ORDER BY %s) AS rowid, %s FROM %s)" % (
-        ", ".join(_qi(c) for c in order), cols, _qi(job.source_table))
+    return "(SELECT row_number() OVER (ORDER BY %s) AS %s, %s FROM %s)" % (
+        ", ".join(_qi(c) for c in order), job.row_id, cols, _qi(job.source_table))
+
+
+def _position_name(columns):
+    """A name for the row position of a table without rowid that none of its columns has (quoted)."""
+    taken = {c.lower() for c in columns}
+    name = "_row_position"
+    while name in taken:
+        name = "_" + name
+    return _qi(name)
 
 
 def columns_of(rows, width):
@@ -347,8 +368,8 @@ def wrong_survivors(conn, job, fp):
         ids = [int(r) for r in job.duplicates[start:start + CHUNK_ROWS]]
         rows = []
         for part in range(0, len(ids), 5000):
-            marks = ",".join("?" * len(ids[part:part + 5000]))
-            rows += conn.execute(_source_query(job, " WHERE rowid IN (%s)" % marks), ids[part:part + 5000]).fetchall()
+            rows += conn.execute(_source_query(job, _rows_with_ids(job, len(ids[part:part + 5000]))),
+                                 ids[part:part + 5000]).fetchall()
         if not rows:
             continue
         cols = columns_of(rows, len(job.source_columns) + 1)
@@ -370,8 +391,7 @@ def source_rows_by_rowid(path, job, rowids):
         return {}
     conn = open_sqlite(path)
     try:
-        marks = ",".join("?" * len(rowids))
-        rows = conn.execute(_source_query(job, " WHERE rowid IN (%s)" % marks), [int(r) for r in rowids]).fetchall()
+        rows = conn.execute(_source_query(job, _rows_with_ids(job, len(rowids))), [int(r) for r in rowids]).fetchall()
     finally:
         conn.close()
     if not rows:

@@ -105,11 +105,13 @@ def find_target(cur, table, spec):
 
 def plan_table(table, spec, source, target, options, lookups):  # noqa: PLR0917
     """The table's migration plan as sqlite_migrate builds it for `target`: columns resolved like the
-    table, and a WITHOUT ROWID source numbered by position in primary-key order, as it was loaded."""
+    table, rows named by the rowid under the name that reaches it (a column may be called rowid), and a
+    source without a reachable rowid (WITHOUT ROWID, or rowid, _rowid_ and oid all declared) numbered by
+    position in primary-key order, as it was loaded (SourceError when it has no primary key either)."""
     plan = build_plan(table, dict(spec, target=target.name), source, target, options, lookups)
     plan.float4_rounding = options.float4_rounding  # what a real column compares as (TableJob)
-    if not source.has_rowid(table):
-        plan.rowless_key = source.primary_key(table)
+    plan.rowless_key = source.rowless_key(table)
+    plan.rowid_alias = source.rowid_alias(table)
     return plan
 
 
