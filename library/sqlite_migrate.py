@@ -17,6 +17,13 @@ description:
     (or the table's C(on_conflict) in I(mapping)); every duplicate is recorded. Duplicates are judged only on
     a real unique constraint of the target, and a key holding NULL is never a duplicate unless the index is
     NULLS NOT DISTINCT (SQL and SQLite semantics). Orphans (lookup misses, I(references) misses) are rejects.
+  - Memory stays flat with table size. A keyed table keeps at most 200,000 keys of earlier batches in Python
+    (at least the last 100,000); a duplicate of an older row makes its batch's C(COPY) fail on the target's
+    unique index and is handled per I(on_conflict) with the same outcome (the row streamed later is refused,
+    skipped, or written over the earlier one), recorded as "key (...) already exists in <target>"; the
+    table's C(notes) say so when it happens. Every key is kept by check mode (no target to ask) and by
+    I(on_conflict=update) in an order other than rowid's (I(order_by) not part of the key), where the highest
+    rowid, not the row streamed later, must win.
   - Progress and checkpoints live in C(quant_meta.migration_checkpoints); each batch commits together with
     its checkpoint, so a killed run continues exactly with I(resume=true). A checkpoint records its source file
     (size, modification time, schema) and its target (name and table oid): a table finished into another

@@ -7,12 +7,15 @@ Design (measured, see scripts/bench-migrate):
   chunk while the server is still parsing the previous one (the two CPUs work
   in parallel). The batch goes straight into the target table: no staging copy.
 * Duplicates are caught twice. In Python, a key dictionary per batch plus the
-  keys of earlier batches of the same ``order_by`` group (for the time-ordered
-  hypertable a group is one date, so memory stays flat with table size; tables
-  streamed in rowid order keep all keys, which is fine for the small tables).
+  keys of earlier batches: of the same ``order_by`` group (for the time-ordered
+  hypertable a group is one date), or else KEY_MEMORY keys at most (two
+  generations; older keys are forgotten, so memory stays flat with table size,
+  see RowFeeder.commit_keys), except for on_conflict update in an order other
+  than rowid's, which keeps every key.
   And in PostgreSQL: the target's unique index is never dropped, so any
   duplicate the Python side could not see (rows already in the target, equal
-  keys written in different source formats, the resume boundary) makes the
+  keys written in different source formats, the resume boundary, keys Python
+  forgot) makes the
   batch's COPY fail; the batch is then replayed through a TEMP staging table
   where conflicting rows are identified with one join and handled per
   ``on_conflict``; any remaining error (FK, CHECK, ...) is isolated without one
@@ -43,6 +46,9 @@ except ImportError:  # pragma: no cover
     sql = None
 
 UNIQUE_VIOLATION = "23505"
+# Keys of earlier batches kept in Python, at most (unless update in an order other than rowid's; two
+# generations of KEY_MEMORY / 2; measured ~250 bytes a key: about 50 MB). None keeps every key.
+KEY_MEMORY = 200_000
 
 
 class Batch:
@@ -91,7 +97,16 @@ class RowFeeder:
         if plan.order_by and all(c in key_sources for c in plan.order_by):
             self.group_pos = [plan.source_columns.index(c) + 1 for c in plan.order_by]
         self.group = None
-        self.old_keys = {}
+        self.old_keys = {}  # key -> rowid: earlier batches (group mode: of this group; else the young generation)
+        self.older_keys = {}  # the previous generation (rowid order only, see commit_keys)
+        # When the target's unique index finds a duplicate Python forgot, the row streamed later is the
+        # one rejected (error) or dropped (skip), as in Python, in any order. update writes it over the
+        # earlier one, which is Python's outcome (the highest rowid wins) only when a later row has a
+        # higher rowid: in rowid (or WITHOUT ROWID position) order. So update in another order
+        # (order_by not part of the key) keeps every key; group mode has its own bound.
+        self.may_forget = not self.group_pos and (not plan.order_by or on_conflict != "update")
+        self.key_memory = KEY_MEMORY
+        self.forgot = 0  # keys forgotten so far
         self.refs = []
         for ref in plan.references:
             pos = [targets.index(c) for c in ref["target_columns"]]
@@ -174,10 +189,11 @@ class RowFeeder:
             if group != self.group:
                 self.group = group
                 self.old_keys = {}
+                self.older_keys = {}
         key = self.key_of(fields)
         if self.null_field is not None and self.null_field in key:
             return True  # NULL in the key: distinct from every other row
-        if key in batch.keys or key in self.old_keys:
+        if key in batch.keys or key in self.old_keys or key in self.older_keys:
             if self._duplicate(batch, key, rowid, line):
                 batch.replaced = True
             return False
@@ -197,7 +213,7 @@ class RowFeeder:
         duplicate record naming the rowid that superseded it.
         """
         in_batch = key in batch.keys
-        first = batch.rowids[batch.keys[key]] if in_batch else self.old_keys.get(key)
+        first = batch.rowids[batch.keys[key]] if in_batch else self._earlier(key)
         where = "source rowid %s" % first if first is not None else "an earlier row"
         if self.on_conflict == "error":
             self._reject(batch, rowid, ",".join(self.plan.keys), self._key_text(key),
@@ -216,25 +232,53 @@ class RowFeeder:
             batch.rowids[pos] = rowid
             batch.lines[pos] = line
             return True
-        self.old_keys[key] = rowid  # a third occurrence supersedes this one
+        self.old_keys[key] = rowid  # a third occurrence supersedes this one (the young generation is asked first)
         batch.upserts[key] = (rowid, line)  # applied as an update of the committed row
         return False
+
+    def _earlier(self, key):
+        """The rowid an earlier batch loaded the key from (None when forgotten)."""
+        first = self.old_keys.get(key)
+        return first if first is not None else self.older_keys.get(key)
 
     def _superseded(self, batch, rowid, key, reason):
         batch.rejects.append({"source_rowid": rowid, "kind": "duplicate", "column": ",".join(self.plan.keys),
                               "value": self._key_text(key), "reason": reason})
 
-    def commit_keys(self, batch):
+    def commit_keys(self, batch, index=None):
         """Remember this batch's keys for the following batches.
 
         In group mode old_keys is emptied whenever the order group changes
         (see fill), so it never holds more than one group plus one batch.
+
+        index: the target's unique index on the keys (None in check mode, where nothing
+        else would find a duplicate). With it, a stream in rowid order (or any order
+        unless on_conflict is update, see may_forget in __init__) keeps two
+        generations of keys: once the young one holds key_memory / 2 keys it becomes the
+        old one and the old one is forgotten, so Python remembers at least the last
+        key_memory / 2 keys and never more than key_memory plus one batch. A duplicate of
+        a forgotten key makes the batch's COPY fail on the index and the staging path
+        handles it per on_conflict with the same outcome (see __init__); its record then
+        reads "key (...) already exists in <target>". One note per table says so.
         """
         if not self.key_pos:
             return
         rowids = batch.rowids
+        young = self.old_keys
         for key, pos in batch.keys.items():
-            self.old_keys[key] = rowids[pos]
+            young[key] = rowids[pos]
+        if index is None or not self.may_forget or self.key_memory is None or len(young) < self.key_memory // 2:
+            return
+        if self.older_keys and not self.forgot:
+            self.plan.notes.append(
+                "table %s: more than %d keys, so duplicates are looked up in Python among the last %d keys at "
+                "least; a duplicate of an older row is found by the target's unique index %s and recorded as "
+                "\"key (%s) already exists in %s\", with the same outcome (on_conflict=%s)"
+                % (self.plan.source_table, self.key_memory, self.key_memory // 2, index.name,
+                   ", ".join(self.plan.keys), self.plan.target.display, self.on_conflict))
+        self.forgot += len(self.older_keys)
+        self.older_keys = young
+        self.old_keys = {}
 
 
 def plan_null(plan):
@@ -377,7 +421,7 @@ class TableWriter:
         advance_checkpoint(cur, self.plan.source_table, batch.last_rowid, batch.copied, batch.rejected,
                            batch.duplicates, time.monotonic() - started)
         self.conn.commit()
-        feeder.commit_keys(batch)
+        feeder.commit_keys(batch, self.key_index)
         return batch
 
     def _reader(self, chunks):
