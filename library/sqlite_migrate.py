@@ -26,7 +26,7 @@ description:
     rowid, not the row streamed later, must win.
   - Progress and checkpoints live in C(quant_meta.migration_checkpoints); each batch commits together with
     its checkpoint, so a killed run continues exactly with I(resume=true). A checkpoint records its source file
-    (size, modification time, schema) and its target (name and table oid): a table finished into another
+    (size, modification time, schema) and its target (name and table oid), so a table finished into another
     target, or into one dropped and created again, is loaded again with a warning (never C(skipped)); an
     interrupted load whose target changed is an error naming both; a finished target found empty is skipped
     with a warning saying I(truncate=true) reloads it.
