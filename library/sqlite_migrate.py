@@ -35,6 +35,26 @@ description:
     (size, modification time or schema). Its rejects' C(source_rowid) is the row's 1-based position in that
     order. Views are not copied (they hold no rows of their own; the rows they show come with their tables)
     and are listed in C(skipped_views) with that reason; a view named in I(mapping) is skipped with a warning.
+  - A column named C(rowid), C(_rowid_) or C(oid) is migrated as a column; resume and C(source_rowid) use the real
+    rowid, reached by whichever of the three names the table does not declare (SQLite's rule). A table declaring
+    all three is read like a WITHOUT ROWID table, in primary-key order, and without a primary key either it is
+    refused before anything loads.
+  - Load order - without I(mapping), the foreign keys among the target tables (read from C(pg_constraint)) order
+    the load, parents before children; tables not linked keep the SQLite file's order. An explicit I(mapping)
+    keeps its own order (list referenced tables first); a table it lists before a table it references gets a
+    warning. The order used is returned in C(load_order).
+  - Foreign-key cycles (tables referencing each other, or a table referencing itself such as
+    C(employee.reports_to)) cannot be ordered. With I(fk_cycles=set_aside) (the default without I(mapping)), each
+    cycle's foreign keys that the load order cannot satisfy are disabled, then validated - recorded in
+    C(quant_meta.migration_set_aside_fks) and dropped before the cycle's first table loads, added back C(NOT VALID)
+    after its last table, then C(VALIDATE)d (deferring them would need the whole cycle in one transaction, while
+    every batch commits with its checkpoint). The cycles and their keys are
+    returned in C(fk_cycles) and noted in each table's C(notes). Rows violating a key fail the run with a message
+    naming the constraint, the table, the number of rows and a sample of the missing references; the key stays
+    C(NOT VALID) (new rows are checked, no loaded row is deleted) until the rows are fixed and
+    C(ALTER TABLE ... VALIDATE CONSTRAINT) runs, or a rerun validates again. A run that stopped while keys were set
+    aside says so; the next run adds them back and validates them. The login user must own the cycle's tables.
+    With I(fk_cycles=keep) the keys stay in place and a row referencing a row of a later batch is a reject.
   - A session-level advisory lock prevents two concurrent loads into the same database.
   - Conversion rules (documented decisions) - empty strings stay C('') in text columns and become NULL in
     other types (I(empty_as_null)); naive timestamps are UTC; dates accept C(YYYY-MM-DD), C(YYYYMMDD),
@@ -60,8 +80,8 @@ options:
     required: true
   tables:
     description:
-      - Source tables to migrate, in any order (they are loaded in mapping order). Default is every table
-        in I(mapping).
+      - Source tables to migrate, in any order (they are loaded in load order, see the description). Default is
+        every table in I(mapping).
     type: list
     elements: str
   mapping:
@@ -209,6 +229,19 @@ options:
       - It must not be the schema of a mapped table, C(public) or a system schema.
     type: str
     default: ""
+  fk_cycles:
+    description:
+      - What happens to the foreign keys of a cycle among the target tables (see the description).
+      - C(set_aside) drops the keys the load order cannot satisfy before the cycle's first table loads, adds them
+        back C(NOT VALID) after its last table and validates them; a violation fails the run and leaves the key
+        C(NOT VALID) with every loaded row kept.
+      - C(keep) leaves them in place - each batch is checked, so a row referencing a row of a later batch (or a
+        refused row) is a reject with PostgreSQL's reason.
+      - C(auto) is C(set_aside) without I(mapping) and C(keep) with one (a mapping is the user's own plan of
+        the load, order included).
+    type: str
+    choices: [auto, set_aside, keep]
+    default: auto
   copy_format:
     description:
       - C(auto) uses binary COPY when every target column type has a binary form (text, integers, double,
@@ -224,9 +257,11 @@ attributes:
       - Dry run - reads and converts every row and reports what would be copied, rejected and duplicated;
         writes nothing (no data, no checkpoints, no rejects file). Conflicts with rows already in the target
         and PostgreSQL-side constraint failures (FK, CHECK) can only be seen by a real run.
+      - The load order and the foreign-key cycles are reported (C(load_order), C(fk_cycles)); no key is set aside.
 notes:
   - Identifiers are always quoted with psycopg2.sql.Identifier; names from the SQLite file never reach SQL unquoted.
-  - Tables are loaded in mapping order (put referenced tables first); identity sequences are set to max(id) afterwards.
+  - Tables are loaded in foreign-key order without a mapping, in mapping order with one; identity sequences are set
+    to max(id) afterwards.
 seealso:
   - module: community.postgresql.postgresql_copy
 requirements:
@@ -290,7 +325,8 @@ tables:
       description:
         - Decisions worth knowing, e.g. how many dates became fiscal period ends (derive period_end), a target
           table or columns found by the lower-case form of their name, a WITHOUT ROWID table's load order,
-          C(real) columns rounded by I(float4_rounding=accept), and per column the first number read as a Unix
+          C(real) columns rounded by I(float4_rounding=accept), the foreign-key cycle the table is in and the keys
+          set aside for it, and per column the first number read as a Unix
           epoch, its reading and its source rowid (for example C(2024) read as C(1970-01-01 00:33:44+00:00) at
           source rowid 3).
       type: list
@@ -344,8 +380,27 @@ unmapped_tables:
   returned: when the file has tables outside the mapping and legacy_schema is empty
   type: dict
   sample: {backtest_results: 12, filter_cache_stage0: 3100}
+load_order:
+  description: Source tables in the order they were (in check mode, would be) loaded.
+  returned: always (once the tables are known)
+  type: list
+  elements: str
+  sample: [Artist, Album, Playlist, Track, PlaylistTrack]
+fk_cycles:
+  description:
+    - Foreign-key cycles among the target tables - their source tables in load order, and the constraints (as
+      C(name on schema.table)) the load order cannot satisfy, and their C(handling) - C(set_aside) (dropped while
+      they load, then added back and validated) or C(kept) (I(fk_cycles)). Empty without cycles.
+  returned: always (once the tables are known)
+  type: list
+  elements: dict
+  sample:
+    - tables: [department, employee]
+      constraints: [department_manager_id_fkey on public.department, employee_reports_to_fkey on public.employee]
+      handling: set_aside
 queries:
-  description: Notable statements run (TRUNCATE, DROP/CREATE INDEX, setval, ANALYZE).
+  description: Notable statements run (TRUNCATE, DROP/CREATE INDEX, setval, ANALYZE, ALTER TABLE DROP/ADD/VALIDATE
+    CONSTRAINT for a foreign-key cycle).
   returned: always
   type: list
   elements: str
@@ -384,6 +439,7 @@ def argument_spec():
         float4_rounding=dict(type="str", choices=["reject", "accept"], default="reject"),
         verify_source=dict(type="bool", default=True),
         copy_format=dict(type="str", choices=["auto", "text"], default="auto"),
+        fk_cycles=dict(type="str", choices=["auto", "set_aside", "keep"], default="auto"),
         legacy_schema=dict(type="str", default=""),
     )
     return spec

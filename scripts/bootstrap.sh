@@ -18,7 +18,9 @@ if [ "${1:-}" = "--test" ]; then
   # podman + runc + debootstrap: molecule containers; pgloader: benchmark
   # reference; postgresql-15: the throw-away test clusters.
   # cmake + libssl-dev: TimescaleDB Community from source (scripts/build-community).
-  apt_pkgs+=(podman runc debootstrap uidmap pgloader postgresql-15 postgresql-server-dev-15 cmake libssl-dev)
+  # proj-data: PROJ's proj.db, a real third-party SQLite file (tests/integration/test_real_sqlite_file.py).
+  apt_pkgs+=(podman runc debootstrap uidmap pgloader postgresql-15 postgresql-server-dev-15 cmake libssl-dev
+             proj-data)
 fi
 
 missing=()

@@ -10,6 +10,8 @@ tables and holds SQL over their columns (docs/CONVENTIONS.md, "quant_meta: the b
   transaction.
 * ``quant_meta.migration_dropped_indexes``: definitions of indexes dropped for
   the bulk load, so they are rebuilt even after a crash.
+* ``quant_meta.migration_set_aside_fks``: foreign keys of a load-order cycle dropped for the
+  load (migrate/load_order.py), so they are added back and validated even after a crash.
 * ``quant_meta.aggregate_refreshes``: when the role sqlite_migration last refreshed
   the aggregates, so a run stopped between load and refresh completes them next time.
 * ``quant_meta.schema_steps``: the versioned schema steps the role quant_database applied
@@ -414,3 +416,45 @@ def truncate_targets(cur, tables):
     query = sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(idents + extra))
     cur.execute(query)
     return query.as_string(cur)
+
+
+# Foreign keys of a load-order cycle set aside for the load (migrate/load_order.py): recorded before
+# the DROP, forgotten once validated, so a crash between drop and restore (or a failed VALIDATE) is
+# repaired by the next run. Created when first needed, so older quant_meta schemas gain it too.
+SET_ASIDE_FKS_DDL = """CREATE TABLE IF NOT EXISTS quant_meta.migration_set_aside_fks (
+    schema_name     text NOT NULL,
+    table_name      text NOT NULL,
+    constraint_name text NOT NULL,
+    definition      text NOT NULL,
+    set_aside_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (schema_name, table_name, constraint_name)
+)"""
+
+
+def ensure_set_aside_fks(cur):
+    """Create quant_meta.migration_set_aside_fks if missing (the caller holds the migration lock)."""
+    cur.execute("SELECT to_regclass('quant_meta.migration_set_aside_fks') IS NOT NULL")
+    if not cur.fetchone()[0]:
+        cur.execute(SET_ASIDE_FKS_DDL)
+
+
+def remember_set_aside_fk(cur, schema, table, name, definition):
+    """Record a foreign key about to be dropped; an earlier record (an unfinished run's) keeps its definition."""
+    cur.execute(
+        "INSERT INTO quant_meta.migration_set_aside_fks (schema_name, table_name, constraint_name, definition) "
+        "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING", (schema, table, name, definition))
+
+
+def set_aside_fks(cur):
+    """[(schema, table, constraint, definition)] of the foreign keys still set aside ([] if none ever was)."""
+    cur.execute("SELECT to_regclass('quant_meta.migration_set_aside_fks') IS NOT NULL")
+    if not cur.fetchone()[0]:
+        return []
+    cur.execute("SELECT schema_name, table_name, constraint_name, definition FROM quant_meta.migration_set_aside_fks "
+                "ORDER BY set_aside_at, schema_name, table_name, constraint_name")
+    return cur.fetchall()
+
+
+def forget_set_aside_fk(cur, schema, table, name):
+    cur.execute("DELETE FROM quant_meta.migration_set_aside_fks WHERE schema_name = %s AND table_name = %s "
+                "AND constraint_name = %s", (schema, table, name))

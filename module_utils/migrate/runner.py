@@ -10,6 +10,7 @@ import collections
 import json
 import time
 import uuid
+from functools import partial
 
 from ansible.module_utils.convert.types import Options
 from ansible.module_utils.core.atomic_file import atomic_text_file
@@ -51,6 +52,7 @@ from ansible.module_utils.migrate.checkpoint_match import (
 )
 from ansible.module_utils.migrate.copy_engine import RowFeeder, TableWriter, check_batch, paused_gc
 from ansible.module_utils.migrate.index_build import build_indexes
+from ansible.module_utils.migrate.load_order import CycleGuard, ValidationFailed, fk_display, plan_load_order
 from ansible.module_utils.migrate.reject_policy import RejectPolicy
 from ansible.module_utils.migrate.table_analyze import analyze_table, hypertable_chunks
 
@@ -166,12 +168,25 @@ class Migration:
                     plan = self.plan_table(cur, name, mapping.get(name) or {}, lookups)
                     resolved.append((name, plan.target_display, plan.target_folded))
                     check_no_fold_collision(resolved, "source tables")
-                except (TargetError, MappingError) as exc:
+                except (TargetError, MappingError, SourceError) as exc:
                     raise MigrationError("checking the mapping for table %s: %s" % (name, exc), self.result) from None
                 for text in plan.warnings:
                     self.warn(text)
                 self.plans.append(plan)
+            self.arrange_load_order(cur, mapped=bool(self.params.get("mapping")))
         self.conn.rollback()
+
+    def arrange_load_order(self, cur, mapped):
+        """Order the plans by the target's foreign keys (only without a mapping: an explicit mapping's
+        order wins) and find the cycles whose keys are set aside (migrate/load_order.py); fk_cycles: auto
+        sets them aside without a mapping only, since a mapping is the user's own plan of the load."""
+        handling = self.params.get("fk_cycles") or "auto"
+        set_aside = handling == "set_aside" or (handling == "auto" and not mapped)
+        self.load_order = plan_load_order(cur, self.plans, not mapped, set_aside)
+        self.plans = self.load_order.plans
+        self.result.update(self.load_order.report())
+        for child, _parent, _fk in self.load_order.late:
+            self.warn(child.warnings[-1])
 
     def plan_table(self, cur, name, spec, lookups):
         """The table's plan; a target the mapping does not name is found by name (mapping/names.py)."""
@@ -180,10 +195,11 @@ class Migration:
         target = load_table(cur, schema, target_name)
         plan = build_plan(name, dict(spec, target=target_name), self.source, target, self.options, lookups)
         plan.target_folded = folded
-        if not self.source.has_rowid(name):
-            plan.rowless_key = self.source.primary_key(name)
+        plan.rowless_key = self.source.rowless_key(name)  # SourceError when neither rowid nor primary key
+        if plan.rowless_key:
             plan.notes.append(
-                "table %s is a WITHOUT ROWID table: streamed in primary-key order (%s), a rerun with resume: true "
+                "table %s has no rowid to read (a WITHOUT ROWID table, or one declaring columns named rowid, "
+                "_rowid_ and oid): streamed in primary-key order (%s), a rerun with resume: true "
                 "continues by position in that order (refused if the file changed); source_rowid in its rejects "
                 "is that 1-based position" % (name, ", ".join(plan.rowless_key)))
         if folded:
@@ -298,12 +314,28 @@ class Migration:
             raise MigrationError("preparing quant_meta bookkeeping: %s" % _pg_msg(exc), self.result) from None
         if self.params.get("truncate"):
             self.truncate()
+        self.repair_set_aside()
+        try:
+            self.load_tables()
+        except MigrationError as exc:  # a cycle's keys still set aside: say so and how they come back
+            raise MigrationError(str(exc) + self.cycle_guard.pending_hint(), self.result) from None
+        try:
+            self.write_rejects_file()
+        except psycopg2.Error as exc:
+            rollback_quietly(self.conn)
+            raise MigrationError("reading quant_meta.migration_rejects for the rejects file: %s"
+                                 % self.pg_error(exc), self.result) from None
+
+    def load_tables(self):
+        """Load the tables in load order; a foreign-key cycle's keys are set aside around its tables."""
         for pos, plan in enumerate(self.plans):
             try:
+                self.set_aside_before(pos)
                 self.load_table(plan)
                 failure = self.table_done(plan, self.result["tables"][plan.source_table])
                 if failure:
                     self.stop_after(pos, failure)
+                self.restore_after(pos)
             except psycopg2.Error as exc:
                 rollback_quietly(self.conn)
                 raise MigrationError("loading table %s into %s: %s" % (
@@ -311,12 +343,61 @@ class Migration:
             except SourceError as exc:
                 rollback_quietly(self.conn)
                 raise MigrationError(str(exc), self.result) from None
+
+    # -- foreign-key cycles (migrate/load_order.py) ---------------------------------------------
+
+    def already_migrated(self, plan):
+        """Whether load_table will skip the plan (finished from this file into this very target)."""
+        cp = get_checkpoint(self.conn, plan.source_table)
+        self.conn.rollback()
+        return bool(cp and cp["status"] == "done" and cp["source_fingerprint"] == self.source.fingerprint()
+                    and target_change(cp, plan.target) is None)
+
+    def loading_cycles(self):
+        """The cycles of which this run loads at least one table (their keys are set aside)."""
+        if not self.load_order.set_aside:
+            return []
+        return [c for c in self.load_order.cycles
+                if any(not self.already_migrated(p) for p in self.plans[c.first:c.last + 1]
+                       if p.source_table in c.tables)]
+
+    def repair_set_aside(self):
+        """Add back and validate the keys an earlier run set aside and did not restore (it crashed, or
+        VALIDATE found violations), unless a cycle this run loads sets them aside again."""
+        self.cycle_guard = CycleGuard(self.conn, self.queries)
+        self.cycles_to_load = self.loading_cycles()
+        keep = {(fk.schema, fk.table, fk.name) for c in self.cycles_to_load for fk in c.fks}
+        self.restore_keys(partial(self.cycle_guard.restore, lambda key: key not in keep))
+
+    def set_aside_before(self, pos):
+        """Before the first table of a cycle this run loads: its foreign keys are dropped (recorded first)."""
+        for cycle in self.cycles_to_load:
+            if cycle.first != pos:
+                continue
+            try:
+                self.cycle_guard.set_aside(cycle)
+            except psycopg2.Error as exc:
+                rollback_quietly(self.conn)
+                raise MigrationError("setting aside the foreign keys of the cycle %s (%s) before loading it: %s" % (
+                    ", ".join(cycle.tables), ", ".join(fk_display(fk) for fk in cycle.fks), self.pg_error(exc)),
+                    self.result) from None
+            self.result["changed"] = True
+            self.log("foreign-key cycle %s: %d constraints set aside" % (", ".join(cycle.tables), len(cycle.fks)))
+
+    def restore_after(self, pos):
+        """After the last table of a cycle: its foreign keys back, NOT VALID, then validated."""
+        for cycle in self.load_order.cycles:
+            if cycle.last == pos:
+                self.restore_keys(partial(self.cycle_guard.restore_cycle, cycle))
+
+    def restore_keys(self, restore):
+        """Run restore() (returns how many keys came back); a failed VALIDATE stops the run."""
         try:
-            self.write_rejects_file()
-        except psycopg2.Error as exc:
-            rollback_quietly(self.conn)
-            raise MigrationError("reading quant_meta.migration_rejects for the rejects file: %s"
-                                 % self.pg_error(exc), self.result) from None
+            if restore():
+                self.result["changed"] = True
+        except ValidationFailed as exc:
+            self.result["changed"] = True
+            raise MigrationError(str(exc), self.result) from None
 
     def stop_after(self, pos, failure):
         """Fail right after a table whose rejects break the policy, before the next table loads."""
