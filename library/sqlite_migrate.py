@@ -21,9 +21,10 @@ description:
     (at least the last 100,000); a duplicate of an older row makes its batch's C(COPY) fail on the target's
     unique index and is handled per I(on_conflict) with the same outcome (the row streamed later is refused,
     skipped, or written over the earlier one), recorded as "key (...) already exists in <target>"; the
-    table's C(notes) say so when it happens. Every key is kept by check mode (no target to ask) and by
-    I(on_conflict=update) in an order other than rowid's (I(order_by) not part of the key), where the highest
-    rowid, not the row streamed later, must win.
+    table's C(notes) say so when it happens. Check mode (no target to ask) and I(on_conflict=update) in an
+    order other than rowid's (I(order_by) not part of the key, where the highest rowid, not the row streamed
+    later, must win) cannot forget a key; there the older keys move to a temporary SQLite file on disk
+    (SQLite's temp directory, about 60 bytes a key, deleted at the end of the table) and stay exact.
   - Progress and checkpoints live in C(quant_meta.migration_checkpoints); each batch commits together with
     its checkpoint, so a killed run continues exactly with I(resume=true). A checkpoint records its source file
     (size, modification time, schema) and its target (name and table oid), so a table finished into another

@@ -36,6 +36,7 @@ from ansible.module_utils.convert.text_copy import NULL
 from ansible.module_utils.convert.types import describe_value
 from ansible.module_utils.core.quant_meta import advance_checkpoint, insert_rejects
 from ansible.module_utils.mapping.row_converter import explain_row
+from ansible.module_utils.migrate.key_spill import KeySpill
 from ansible.module_utils.migrate.reject_isolation import STAGE, STAGE_ROWID, RejectIsolator, rowid_in
 
 try:
@@ -107,6 +108,7 @@ class RowFeeder:
         self.may_forget = not self.group_pos and (not plan.order_by or on_conflict != "update")
         self.key_memory = KEY_MEMORY
         self.forgot = 0  # keys forgotten so far
+        self.spill = None  # KeySpill: where the older generation goes when nothing else would catch it
         self.refs = []
         for ref in plan.references:
             pos = [targets.index(c) for c in ref["target_columns"]]
@@ -193,7 +195,8 @@ class RowFeeder:
         key = self.key_of(fields)
         if self.null_field is not None and self.null_field in key:
             return True  # NULL in the key: distinct from every other row
-        if key in batch.keys or key in self.old_keys or key in self.older_keys:
+        if key in batch.keys or key in self.old_keys or key in self.older_keys or \
+                (self.spill is not None and key in self.spill):
             if self._duplicate(batch, key, rowid, line):
                 batch.replaced = True
             return False
@@ -239,7 +242,11 @@ class RowFeeder:
     def _earlier(self, key):
         """The rowid an earlier batch loaded the key from (None when forgotten)."""
         first = self.old_keys.get(key)
-        return first if first is not None else self.older_keys.get(key)
+        if first is None:
+            first = self.older_keys.get(key)
+        if first is None and self.spill is not None:
+            first = self.spill.get(key)
+        return first
 
     def _superseded(self, batch, rowid, key, reason):
         batch.rejects.append({"source_rowid": rowid, "kind": "duplicate", "column": ",".join(self.plan.keys),
@@ -267,18 +274,41 @@ class RowFeeder:
         young = self.old_keys
         for key, pos in batch.keys.items():
             young[key] = rowids[pos]
-        if index is None or not self.may_forget or self.key_memory is None or len(young) < self.key_memory // 2:
+        if self.group_pos or self.key_memory is None or len(young) < self.key_memory // 2:
             return
-        if self.older_keys and not self.forgot:
-            self.plan.notes.append(
-                "table %s: more than %d keys, so duplicates are looked up in Python among the last %d keys at "
-                "least; a duplicate of an older row is found by the target's unique index %s and recorded as "
-                "\"key (%s) already exists in %s\", with the same outcome (on_conflict=%s)"
-                % (self.plan.source_table, self.key_memory, self.key_memory // 2, index.name,
-                   ", ".join(self.plan.keys), self.plan.target.display, self.on_conflict))
-        self.forgot += len(self.older_keys)
+        if index is None:
+            self._spill_older("check mode has no target index to find a duplicate of a forgotten key")
+        elif not self.may_forget:
+            self._spill_older("on_conflict=update in an order other than rowid's must know which row is later")
+        else:
+            if self.older_keys and not self.forgot:
+                self.plan.notes.append(
+                    "table %s: more than %d keys, so duplicates are looked up in Python among the last %d keys at "
+                    "least; a duplicate of an older row is found by the target's unique index %s and recorded as "
+                    "\"key (%s) already exists in %s\", with the same outcome (on_conflict=%s)"
+                    % (self.plan.source_table, self.key_memory, self.key_memory // 2, index.name,
+                       ", ".join(self.plan.keys), self.plan.target.display, self.on_conflict))
+            self.forgot += len(self.older_keys)
         self.older_keys = young
         self.old_keys = {}
+
+    def _spill_older(self, why):
+        """Nothing else would find a duplicate of a forgotten key (why): the older generation moves to
+        disk (key_spill.py) instead of being forgotten."""
+        if not self.older_keys:
+            return
+        if self.spill is None:
+            self.spill = KeySpill()
+            self.plan.notes.append(
+                "table %s: more than %d keys; %s, so older keys are kept on disk (a temporary SQLite file) "
+                "rather than in memory" % (self.plan.source_table, self.key_memory, why))
+        self.spill.add(self.older_keys)
+
+    def close(self):
+        """Release the spilled keys (their temporary file)."""
+        if self.spill is not None:
+            self.spill.close()
+            self.spill = None
 
 
 def plan_null(plan):

@@ -10,7 +10,7 @@ import collections
 import json
 import time
 import uuid
-from functools import partial
+from contextlib import closing
 
 from ansible.module_utils.convert.types import Options
 from ansible.module_utils.core.atomic_file import atomic_text_file
@@ -51,8 +51,9 @@ from ansible.module_utils.migrate.checkpoint_match import (
     target_change,
 )
 from ansible.module_utils.migrate.copy_engine import RowFeeder, TableWriter, check_batch, paused_gc
+from ansible.module_utils.migrate.cycle_loads import CycleLoads
+from ansible.module_utils.migrate.errors import MigrationError
 from ansible.module_utils.migrate.index_build import build_indexes
-from ansible.module_utils.migrate.load_order import CycleGuard, ValidationFailed, fk_display, plan_load_order
 from ansible.module_utils.migrate.reject_policy import RejectPolicy
 from ansible.module_utils.migrate.table_analyze import analyze_table, hypertable_chunks
 
@@ -67,14 +68,6 @@ DEFAULT_BATCH_ROWS = 50000
 SAMPLE_REJECTS = 20
 VIEW_REASON = ("a view: it holds no rows of its own (the rows it shows are migrated with its tables); "
                "recreate it in PostgreSQL if needed")
-
-
-class MigrationError(Exception):
-    """A clear, one-line failure; .result holds the partial module result."""
-
-    def __init__(self, msg, result=None):
-        super().__init__(msg)
-        self.result = result or {}
 
 
 def default_mapping(source):
@@ -117,7 +110,7 @@ def _table_result(plan, source_rows, copied, rejected, duplicates, seconds, stat
 _LoadStart = collections.namedtuple("_LoadStart", "run_id done_rows after_rowid base resumed")
 
 
-class Migration:
+class Migration(CycleLoads):
     def __init__(self, params, check_mode=False, log=None):
         self.params = params
         self.check_mode = check_mode
@@ -175,18 +168,6 @@ class Migration:
                 self.plans.append(plan)
             self.arrange_load_order(cur, mapped=bool(self.params.get("mapping")))
         self.conn.rollback()
-
-    def arrange_load_order(self, cur, mapped):
-        """Order the plans by the target's foreign keys (only without a mapping: an explicit mapping's
-        order wins) and find the cycles whose keys are set aside (migrate/load_order.py); fk_cycles: auto
-        sets them aside without a mapping only, since a mapping is the user's own plan of the load."""
-        handling = self.params.get("fk_cycles") or "auto"
-        set_aside = handling == "set_aside" or (handling == "auto" and not mapped)
-        self.load_order = plan_load_order(cur, self.plans, not mapped, set_aside)
-        self.plans = self.load_order.plans
-        self.result.update(self.load_order.report())
-        for child, _parent, _fk in self.load_order.late:
-            self.warn(child.warnings[-1])
 
     def plan_table(self, cur, name, spec, lookups):
         """The table's plan; a target the mapping does not name is found by name (mapping/names.py)."""
@@ -343,61 +324,6 @@ class Migration:
             except SourceError as exc:
                 rollback_quietly(self.conn)
                 raise MigrationError(str(exc), self.result) from None
-
-    # -- foreign-key cycles (migrate/load_order.py) ---------------------------------------------
-
-    def already_migrated(self, plan):
-        """Whether load_table will skip the plan (finished from this file into this very target)."""
-        cp = get_checkpoint(self.conn, plan.source_table)
-        self.conn.rollback()
-        return bool(cp and cp["status"] == "done" and cp["source_fingerprint"] == self.source.fingerprint()
-                    and target_change(cp, plan.target) is None)
-
-    def loading_cycles(self):
-        """The cycles of which this run loads at least one table (their keys are set aside)."""
-        if not self.load_order.set_aside:
-            return []
-        return [c for c in self.load_order.cycles
-                if any(not self.already_migrated(p) for p in self.plans[c.first:c.last + 1]
-                       if p.source_table in c.tables)]
-
-    def repair_set_aside(self):
-        """Add back and validate the keys an earlier run set aside and did not restore (it crashed, or
-        VALIDATE found violations), unless a cycle this run loads sets them aside again."""
-        self.cycle_guard = CycleGuard(self.conn, self.queries)
-        self.cycles_to_load = self.loading_cycles()
-        keep = {(fk.schema, fk.table, fk.name) for c in self.cycles_to_load for fk in c.fks}
-        self.restore_keys(partial(self.cycle_guard.restore, lambda key: key not in keep))
-
-    def set_aside_before(self, pos):
-        """Before the first table of a cycle this run loads: its foreign keys are dropped (recorded first)."""
-        for cycle in self.cycles_to_load:
-            if cycle.first != pos:
-                continue
-            try:
-                self.cycle_guard.set_aside(cycle)
-            except psycopg2.Error as exc:
-                rollback_quietly(self.conn)
-                raise MigrationError("setting aside the foreign keys of the cycle %s (%s) before loading it: %s" % (
-                    ", ".join(cycle.tables), ", ".join(fk_display(fk) for fk in cycle.fks), self.pg_error(exc)),
-                    self.result) from None
-            self.result["changed"] = True
-            self.log("foreign-key cycle %s: %d constraints set aside" % (", ".join(cycle.tables), len(cycle.fks)))
-
-    def restore_after(self, pos):
-        """After the last table of a cycle: its foreign keys back, NOT VALID, then validated."""
-        for cycle in self.load_order.cycles:
-            if cycle.last == pos:
-                self.restore_keys(partial(self.cycle_guard.restore_cycle, cycle))
-
-    def restore_keys(self, restore):
-        """Run restore() (returns how many keys came back); a failed VALIDATE stops the run."""
-        try:
-            if restore():
-                self.result["changed"] = True
-        except ValidationFailed as exc:
-            self.result["changed"] = True
-            raise MigrationError(str(exc), self.result) from None
 
     def stop_after(self, pos, failure):
         """Fail right after a table whose rejects break the policy, before the next table loads."""
@@ -571,7 +497,7 @@ class Migration:
         copied, rejected, duplicates = start.base
         self.log("%s: loading %d rows into %s%s" % (name, source_rows, plan.target_display,
                                                    " (resuming after %d)" % start.done_rows if start.resumed else ""))
-        with paused_gc():
+        with paused_gc(), closing(feeder):
             while True:
                 batch = writer.write_batch(feeder, batch_rows, time.monotonic())
                 if batch is None:
@@ -666,7 +592,7 @@ class Migration:
         batch_rows = int(plan.batch_rows or self.params.get("batch_rows") or DEFAULT_BATCH_ROWS)
         copied = rejected = duplicates = 0
         sample = []
-        with paused_gc():
+        with paused_gc(), closing(feeder):
             while True:
                 batch = check_batch(feeder, batch_rows)
                 if batch is None:

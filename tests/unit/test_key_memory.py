@@ -17,6 +17,7 @@ from ansible.module_utils.mapping.plan import build_plan
 from ansible.module_utils.mapping.target import Column, TargetTable, UniqueKey
 from ansible.module_utils.migrate import copy_engine
 from ansible.module_utils.migrate.copy_engine import Batch, RowFeeder, check_batch, drain
+from ansible.module_utils.migrate.key_spill import KeySpill
 
 KEY = UniqueKey("items_key", ["code", "grp"], False, False)
 N = 40
@@ -97,23 +98,29 @@ def test_a_duplicate_within_the_window_is_still_found_in_python(source, monkeypa
 
 
 @pytest.mark.parametrize("on_conflict", ["skip", "update"])
-def test_check_mode_and_other_orders_keep_every_key(source, monkeypatch, on_conflict):
+def test_check_mode_and_other_orders_spill_older_keys_to_disk(source, monkeypatch, on_conflict):
     monkeypatch.setattr(copy_engine, "KEY_MEMORY", 2)
-    # check mode: no index would find what Python forgot
-    _plan, feeder = _feeder(source, {}, on_conflict)
-    assert _stream(feeder, None)[1] == 2
+    # check mode: no index would find what Python forgot, so the older keys go to disk and every
+    # duplicate is still found, with the rowid it repeats
+    plan, feeder = _feeder(source, {}, on_conflict)
+    kept, duplicates, most = _stream(feeder, None)
+    assert duplicates == 2 and 30 not in kept and 40 not in kept and most <= 10  # one batch of 10
+    assert feeder.forgot == 0 and feeder.spill.count >= 20
+    assert len(plan.notes) == 1 and "check mode has no target index" in plan.notes[0]
+    feeder.close()
     _plan, feeder = _feeder(source, {}, on_conflict)
     while check_batch(feeder, 10) is not None and not feeder.exhausted:
         pass
-    assert feeder.forgot == 0 and len(feeder.old_keys) == N - 2
-    # order_by not part of the key: update must know which row has the higher rowid, so it forgets
-    # nothing; skip keeps the row streamed first, as the target's index does, so it may forget
+    assert feeder.forgot == 0 and feeder.spill is not None
+    # order_by not part of the key: update must know which row has the higher rowid, so its older
+    # keys go to disk too; skip keeps the row streamed first, as the target's index does, so it forgets
     plan, feeder = _feeder(source, {"order_by": ["note"]}, on_conflict)
     _kept, duplicates, most = _stream(feeder, KEY)
     if on_conflict == "update":
-        assert duplicates == 2 and most == N - 2 and feeder.forgot == 0 and plan.notes == []
+        assert duplicates == 2 and most <= 10 and feeder.forgot == 0 and feeder.spill is not None
+        assert len(plan.notes) == 1 and "which row is later" in plan.notes[0]
     else:
-        assert most <= 10 and feeder.forgot > 0 and len(plan.notes) == 1  # one batch of 10
+        assert most <= 10 and feeder.forgot > 0 and feeder.spill is None and len(plan.notes) == 1
 
 
 def test_a_tiny_bound_keeps_in_batch_duplicates_and_nothing_older(source, monkeypatch):
@@ -121,3 +128,14 @@ def test_a_tiny_bound_keeps_in_batch_duplicates_and_nothing_older(source, monkey
     _plan, feeder = _feeder(source, {})
     _kept, duplicates, most = _stream(feeder, KEY, batch_rows=40)  # one batch: all in-batch
     assert duplicates == 2 and most == N - 2
+
+
+def test_the_spill_keeps_the_newest_rowid_per_key():
+    spill = KeySpill()
+    try:
+        spill.add({("a", None): 1, (b"\x00b", "c"): 2})
+        spill.add({("a", None): 7})
+        assert spill.get(("a", None)) == 7 and (b"\x00b", "c") in spill
+        assert ("a", "None") not in spill and spill.get(("x",)) is None
+    finally:
+        spill.close()
