@@ -5,6 +5,9 @@ quant_preload_merge   merge shared_preload_libraries contributions
 quant_pg_conf_value   render a postgresql.conf value
 quant_timescaledb_compat  '' or why a TimescaleDB/PostgreSQL pair is unsupported
 quant_timescaledb_method  which TimescaleDB install method to use, and why
+quant_topology        groups -> primary, replicas, writers and errors (platform_plan/topology.py)
+quant_replica_slot    a replica's host name -> its replication slot name
+quant_replica_count_differences  replica counts, primary counts -> the tables that differ
 """
 
 from __future__ import annotations
@@ -69,6 +72,19 @@ def quant_timescaledb_method(requested, **kwargs):
         raise AnsibleFilterError("quant_timescaledb_method: %s" % exc) from exc
 
 
+def quant_topology(groups, writing_hosts=None):
+    """groups: Ansible's `groups`; writing_hosts: the hosts of a play that writes (a replica among them is an error)."""
+    return _load("platform_plan.topology").topology(groups, writing_hosts or [])
+
+
+def quant_replica_slot(host):
+    return _load("platform_plan.topology").slot_name(host)
+
+
+def quant_replica_count_differences(replica, primary):
+    return _load("platform_plan.topology").count_differences(replica, primary)
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -77,4 +93,7 @@ class FilterModule:
             "quant_pg_conf_value": quant_pg_conf_value,
             "quant_timescaledb_compat": quant_timescaledb_compat,
             "quant_timescaledb_method": quant_timescaledb_method,
+            "quant_topology": quant_topology,
+            "quant_replica_slot": quant_replica_slot,
+            "quant_replica_count_differences": quant_replica_count_differences,
         }

@@ -51,12 +51,16 @@ def test_prod_inventory_overrides_shared_defaults_and_decrypts_the_example_vault
                             "--vault-password-file", "inventories/prod/vault-password.example",
                             "playbooks/show_config.yml", "--connection", "local",
                             "-e", "ansible_python_interpreter=" + sys.executable, "-e", "ansible_become=false")
-    (host,) = prod.values()
-    assert host["quant_environment"] == "prod"
-    assert host["quant_db_name"] == "quant_platform"
-    assert host["postgresql_ssl"] is True
-    # localhost and the host's private address (hosts.yml), never all interfaces.
-    assert host["postgresql_listen_addresses"] == ["localhost", "10.20.0.11"]
+    # The primary and its example replica (issue 17).
+    assert set(prod) == {"quant-db-01.example.internal", "quant-db-02.example.internal"}
+    for name, address in (("quant-db-01.example.internal", "10.20.0.11"),
+                          ("quant-db-02.example.internal", "10.20.0.12")):
+        host = prod[name]
+        assert host["quant_environment"] == "prod"
+        assert host["quant_db_name"] == "quant_platform"
+        assert host["postgresql_ssl"] is True
+        # localhost and the host's private address (hosts.yml), never all interfaces.
+        assert host["postgresql_listen_addresses"] == ["localhost", address]
 
 
 # --- The connection contract, statically (docs/CONVENTIONS.md, "Connection contract") -----------
@@ -283,7 +287,7 @@ def play_roles(play):
 
 def connection_vars(variables):
     names = set(variables or {})
-    return {n for n in names if re.search(r"login|_port$|_socket|admin_user|^quant_common_(?!connect$)", n)}
+    return {n for n in names if re.search(r"login|_port$|_socket|admin_user|^quant_common_(?!connect$|writes$)", n)}
 
 
 def site_imports():

@@ -1,0 +1,151 @@
+"""module_utils/platform_plan/topology.py: one primary, its replicas, and who
+writes; every broken topology is one clear error (issue 17)."""
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from ansible.module_utils.platform_plan.topology import count_differences, slot_name, topology
+
+ROOT = Path(__file__).resolve().parents[2]
+_PATH = ROOT / "plugins" / "filter" / "platform.py"
+_SPEC = importlib.util.spec_from_file_location("quant_filter_platform_topology", _PATH)
+_filters = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(_filters)
+FILTERS = _filters.FilterModule().filters()
+
+
+def groups(quant_db, primary=None, replica=None, **extra):
+    out = {"all": list(quant_db), "ungrouped": [], "quant_db": list(quant_db)}
+    if primary is not None:
+        out["db_primary"] = list(primary)
+    if replica is not None:
+        out["db_replica"] = list(replica)
+    out.update(extra)
+    return out
+
+
+def test_dev_inventory_one_host_without_groups_writes_there():
+    topo = topology(groups(["localhost"], dev=["localhost"]))
+    assert topo == {"primary": None, "replicas": [], "writers": ["localhost"], "replicated": False, "errors": []}
+
+
+def test_primary_alone_is_the_writer():
+    topo = topology(groups(["db1"], primary=["db1"]))
+    assert topo["primary"] == "db1"
+    assert topo["writers"] == ["db1"]
+    assert not topo["replicated"]
+    assert topo["errors"] == []
+
+
+def test_primary_with_replicas():
+    topo = topology(groups(["db1", "db2", "db3"], primary=["db1"], replica=["db2", "db3"]))
+    assert topo["primary"] == "db1"
+    assert topo["replicas"] == ["db2", "db3"]
+    assert topo["writers"] == ["db1"]
+    assert topo["replicated"]
+    assert topo["errors"] == []
+
+
+def test_empty_replica_group_is_fine():
+    topo = topology(groups(["db1"], primary=["db1"], replica=[]))
+    assert topo["errors"] == [] and not topo["replicated"]
+
+
+def test_two_primaries():
+    errors = topology(groups(["db1", "db2"], primary=["db1", "db2"]))["errors"]
+    assert len(errors) == 1
+    assert "db_primary must hold exactly one host, it holds 2 (db1, db2)" in errors[0]
+
+
+def test_replica_without_primary():
+    for inventory in (groups(["db2"], replica=["db2"]), groups(["db2"], primary=[], replica=["db2"])):
+        topo = topology(inventory)
+        assert any("db_replica holds db2 but db_primary is empty or missing" in e for e in topo["errors"])
+        assert topo["writers"] == []
+
+
+def test_host_in_both_groups():
+    errors = topology(groups(["db1", "db2"], primary=["db1"], replica=["db1", "db2"]))["errors"]
+    assert errors == ["db1 is in both db_primary and db_replica: a host is either the primary or a replica"]
+
+
+def test_group_host_outside_quant_db():
+    errors = topology(groups(["db1"], primary=["db1"], replica=["db9"]))["errors"]
+    assert errors == ["db9 in db_replica is not under quant_db: put db_replica inside quant_db (children) "
+                      "so every stage sees it"]
+
+
+def test_database_host_in_neither_group_when_there_is_a_primary():
+    errors = topology(groups(["db1", "db2", "db3"], primary=["db1"], replica=["db2"]))["errors"]
+    assert len(errors) == 1
+    assert errors[0].startswith("db3 is in quant_db but in neither db_primary nor db_replica")
+
+
+def test_replica_as_target_of_a_writing_stage():
+    inventory = groups(["db1", "db2"], primary=["db1"], replica=["db2"])
+    assert topology(inventory, ["db1"])["errors"] == []
+    errors = topology(inventory, ["db1", "db2"])["errors"]
+    assert len(errors) == 1
+    assert errors[0].startswith("db2 is a replica (db_replica) but a target of a stage that writes")
+    assert "from db1 by streaming replication" in errors[0]
+
+
+def test_several_errors_are_all_reported():
+    errors = topology(groups(["a", "b", "c"], primary=["a", "b"], replica=["b", "c"]))["errors"]
+    assert any("two primaries" in e for e in errors)
+    assert any("b is in both" in e for e in errors)
+
+
+def test_slot_names_are_valid_identifiers_and_distinct_hosts_may_collide():
+    assert slot_name("quant-db-02.example.internal") == "quant_replica_quant_db_02_example_internal"
+    assert len(slot_name("x" * 200)) == 63
+    errors = topology(groups(["p", "db-2", "db.2"], primary=["p"], replica=["db-2", "db.2"]))["errors"]
+    assert errors == ["replicas db-2, db.2 would share the replication slot quant_replica_db_2: rename one of them"]
+
+
+def test_count_differences():
+    primary = {"public.a": 3, "public.b": 5, "public.c": 1}
+    assert count_differences(dict(primary), primary) == []
+    assert count_differences({"public.a": "3", "public.b": 4, "public.d": 2}, primary) == [
+        "public.b: 4 rows on the replica, 5 on the primary",
+        "public.c: missing on the replica (1 rows on the primary)",
+        "public.d: on the replica only (2 rows)",
+    ]
+
+
+def test_filters_are_registered_and_wire_the_functions():
+    assert {"quant_topology", "quant_replica_slot", "quant_replica_count_differences"} <= set(FILTERS)
+    inventory = groups(["db1", "db2"], primary=["db1"], replica=["db2"])
+    assert FILTERS["quant_topology"](inventory)["replicas"] == ["db2"]
+    assert FILTERS["quant_topology"](inventory, None)["errors"] == []
+    assert FILTERS["quant_replica_slot"]("db2") == "quant_replica_db2"
+    differences = FILTERS["quant_replica_count_differences"]({"t": 1}, {"t": 2})
+    assert differences == ["t: 1 rows on the replica, 2 on the primary"]
+
+
+@pytest.mark.parametrize("inventory", ["dev", "prod"])
+def test_shipped_inventories_are_sound(inventory):
+    out = subprocess.run([str(Path(sys.executable).with_name("ansible-inventory")), "-i", "inventories/" + inventory,
+                          "--list", "--vault-password-file", "inventories/prod/vault-password.example"],
+                         cwd=ROOT, capture_output=True, text=True, check=True)
+    data = yaml.safe_load(out.stdout)
+    names = {name: value.get("hosts", []) for name, value in data.items() if isinstance(value, dict)}
+
+    def members(group):
+        hosts = list(names.get(group, []))
+        for child in data.get(group, {}).get("children", []):
+            hosts += members(child)
+        return hosts
+
+    inv = {name: members(name) for name in ("quant_db", "db_primary", "db_replica") if name in data}
+    topo = topology(inv)
+    assert topo["errors"] == []
+    if inventory == "prod":
+        assert topo["primary"] == "quant-db-01.example.internal"
+        assert topo["replicas"] == ["quant-db-02.example.internal"]
+    else:
+        assert topo["writers"] == ["localhost"] and topo["replicas"] == []
