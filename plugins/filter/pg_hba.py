@@ -7,7 +7,10 @@
 2. One rule per application network (postgresql_app_networks), appended:
    `hostssl` when TLS is on, `host` when it is off; each network is checked
    and written in CIDR form (10.20.0.7 -> 10.20.0.7/32, 10.20.0.7/24 -> 10.20.0.0/24).
-3. With TLS on, nothing but loopback travels in clear text: every `host` rule
+3. One `replication` rule per replica address (postgresql_replication_addresses,
+   a single host each: 10.20.0.12 -> 10.20.0.12/32) for the replication user
+   only, after the application rules: `hostssl` when TLS is on, `host` when off.
+4. With TLS on, nothing but loopback travels in clear text: every `host` rule
    whose address is not loopback (127.0.0.0/8, ::1, localhost, samehost)
    becomes `hostssl`, and a non-loopback `hostnossl` rule is an error unless
    its method is `reject`.
@@ -26,6 +29,7 @@ from ansible.module_utils.parsing.convert_bool import boolean
 # Addresses whose connections never leave the host.
 LOCAL_NAMES = ("localhost", "samehost")
 APP_COMMENT = "application network (postgresql_app_networks)"
+REPLICATION_COMMENT = "streaming replica (postgresql_replication_addresses)"
 
 
 class HbaError(ValueError):
@@ -66,7 +70,42 @@ def app_network(value):
     return str(network)
 
 
-def hba_rules(entries, app_networks=None, *, ssl=False, method="scram-sha-256", databases="all", users="all"):
+def replica_address(value):
+    """One postgresql_replication_addresses item as a single-host CIDR; HbaError otherwise."""
+    network = _network(value) if isinstance(value, str) and value.strip() else None
+    if network is None or network.num_addresses != 1:
+        raise HbaError("postgresql_replication_addresses: %r is not one host's IP address (expected e.g. 10.20.0.12; "
+                       "set quant_private_address for each db_replica host)" % (value,))
+    return str(network)
+
+
+def replication_rules(addresses, user, *, ssl=False, method="scram-sha-256"):
+    """One `replication` rule per replica address, for the replication user only."""
+    if addresses is None:
+        addresses = []
+    if isinstance(addresses, str) or not isinstance(addresses, (list, tuple)):
+        raise HbaError("postgresql_replication_addresses must be a list of addresses, got %r" % (addresses,))
+    if addresses and not str(user or "").strip():
+        raise HbaError("postgresql_replication_user must name the replication role")
+    rules, seen = [], set()
+    for value in addresses:
+        cidr = replica_address(value)
+        if cidr in seen:
+            continue
+        seen.add(cidr)
+        rules.append({
+            "contype": "hostssl" if ssl else "host",
+            "databases": "replication",
+            "users": str(user),
+            "address": cidr,
+            "method": str(method),
+            "comment": REPLICATION_COMMENT,
+        })
+    return rules
+
+
+def hba_rules(entries, app_networks=None, *, ssl=False, method="scram-sha-256", databases="all", users="all",
+              replication_addresses=None, replication_user="replicator"):
     """The complete, ordered list of pg_hba rules (dicts for community.postgresql.postgresql_pg_hba)."""
     if entries is None:
         entries = []
@@ -107,14 +146,17 @@ def hba_rules(entries, app_networks=None, *, ssl=False, method="scram-sha-256", 
             "method": str(method),
             "comment": APP_COMMENT,
         })
+
+    rules.extend(replication_rules(replication_addresses, replication_user, ssl=ssl, method=method))
     return rules
 
 
 def quant_pg_hba_rules(entries, app_networks=None, *, ssl=False, method="scram-sha-256", databases="all",
-                       users="all"):
+                       users="all", replication_addresses=None, replication_user="replicator"):
     try:
         return hba_rules(entries, app_networks, ssl=boolean(ssl, strict=True), method=method,
-                         databases=databases, users=users)
+                         databases=databases, users=users, replication_addresses=replication_addresses,
+                         replication_user=replication_user)
     except (HbaError, TypeError) as exc:
         raise AnsibleFilterError("quant_pg_hba_rules: %s" % exc) from None
 

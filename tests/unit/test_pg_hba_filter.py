@@ -168,3 +168,33 @@ def test_prod_gets_tls_only_rules_for_its_app_network():
     assert remote, "prod has no rule for its application network"
     assert all(r["contype"] == "hostssl" and r["method"] == "scram-sha-256" for r in remote)
     assert all(r["method"] != "trust" for r in out if r["contype"] != "local")
+
+
+def test_replication_rules_one_per_replica_for_the_replication_user_only():
+    rules = rules_filter(LOCAL, ["10.20.0.0/24"], ssl=True, replication_addresses=["10.20.0.12", "10.20.0.13/32",
+                                                                                   "10.20.0.12"],
+                         replication_user="replicator")
+    replication = [r for r in rules if r["databases"] == "replication"]
+    assert replication == [
+        {"contype": "hostssl", "databases": "replication", "users": "replicator", "address": address,
+         "method": "scram-sha-256", "comment": pg_hba.REPLICATION_COMMENT}
+        for address in ("10.20.0.12/32", "10.20.0.13/32")]
+    # After the application rules.
+    assert rules.index(replication[0]) > max(i for i, r in enumerate(rules) if r.get("comment") == pg_hba.APP_COMMENT)
+
+
+def test_replication_rules_are_host_without_tls_and_absent_without_replicas():
+    rules = rules_filter(LOCAL, [], replication_addresses=["10.88.0.5"])
+    assert rules[-1]["contype"] == "host" and rules[-1]["address"] == "10.88.0.5/32"
+    assert rules_filter(LOCAL, []) == rules_filter(LOCAL, [], replication_addresses=[])
+
+
+@pytest.mark.parametrize("bad", ["", "10.20.0.0/24", "replica-host", None])
+def test_replication_address_must_be_one_host(bad):
+    with pytest.raises(AnsibleFilterError, match=r"postgresql_replication_addresses: .* quant_private_address"):
+        rules_filter(LOCAL, [], replication_addresses=[bad])
+
+
+def test_replication_addresses_must_be_a_list():
+    with pytest.raises(AnsibleFilterError, match="must be a list"):
+        rules_filter(LOCAL, [], replication_addresses="10.20.0.12")
