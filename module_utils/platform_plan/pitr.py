@@ -1,0 +1,176 @@
+"""Per-platform decisions of the pg_pitr role (pgBackRest, WAL archiving, point-in-time recovery).
+
+Pure functions, no I/O: the role asks them through the filters of
+plugins/filter/pitr.py, and tests/unit/test_pitr_plan.py covers every platform
+of the support matrix without any of those machines.
+
+    pitr_plan(plan)             packages, binary, config file, log directory for a host's platform plan
+    service_commands(...)       argv that stop, start and restart PostgreSQL (pg_ctlcluster, brew, pg_ctl)
+    archive_command(...)        the archive_command line of postgresql.conf
+    restore_options(target)     pgbackrest restore options for a target time or "latest"
+    info_summary(info, stanza)  the facts of `pgbackrest info --output=json` the role acts on
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+
+PACKAGE = "pgbackrest"
+SERVICE_MODES = ("pg_ctlcluster", "brew", "pg_ctl")
+# pgBackRest backup types, oldest to newest dependency: a diff needs a full, an incr any backup.
+BACKUP_TYPES = ("full", "diff", "incr")
+# A recovery target time as PostgreSQL parses it: date, time, optional fraction and zone.
+TARGET_TIME = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?( ?(Z|UTC|[+-]\d{2}(:?\d{2})?))?$")
+
+
+class PitrError(ValueError):
+    """An input the role cannot act on; the message names it."""
+
+
+def pitr_plan(plan):
+    """pgBackRest for the host whose platform plan (module_utils/platform_plan/matrix.py) is given.
+
+    Debian/Ubuntu: the distribution's package, /usr/bin/pgbackrest and the
+    upstream default /etc/pgbackrest/pgbackrest.conf (Debian's package still ships
+    the older /etc/pgbackrest.conf, which pgBackRest reads only when the new file
+    is missing: every command of the role names its file with --config anyway).
+    macOS: the Homebrew formula, its binary and an etc/ under the Homebrew prefix.
+    """
+    family = plan.get("os_family")
+    if family == "Debian":
+        return {
+            "packages": [PACKAGE],
+            "package_manager": "apt",
+            "binary": "/usr/bin/pgbackrest",
+            "config_file": "/etc/pgbackrest/pgbackrest.conf",
+            "log_path": "/var/log/pgbackrest",
+            "service_mode": "pg_ctlcluster",
+            "root_group": "root",
+        }
+    if family == "Darwin":
+        prefix = plan.get("homebrew_prefix")
+        if not prefix:
+            raise PitrError("macOS plan without a Homebrew prefix")
+        return {
+            "packages": [PACKAGE],
+            "package_manager": "homebrew",
+            "binary": "%s/bin/pgbackrest" % prefix,
+            "config_file": "%s/etc/pgbackrest/pgbackrest.conf" % prefix,
+            "log_path": "%s/var/log/pgbackrest" % prefix,
+            "service_mode": "brew",
+            "root_group": "wheel",
+        }
+    raise PitrError("no pgBackRest plan for os family '%s'" % family)
+
+
+def service_commands(plan, mode="", *, data_dir="", bin_dir="", log_file=""):
+    """{'stop': argv, 'start': argv, 'restart': argv, 'as_os_user': bool} for PostgreSQL on this host.
+
+    mode '' takes the platform's: pg_ctlcluster on Debian/Ubuntu (run as root; it
+    hands over to systemctl when systemd runs the cluster), brew services on macOS,
+    or pg_ctl on the data directory (run as the database OS user: a server that
+    no service manager knows, like a hand-built or throw-away cluster).
+    """
+    mode = mode or pitr_plan(plan)["service_mode"]
+    if mode not in SERVICE_MODES:
+        raise PitrError("unknown service mode '%s': expected one of %s" % (mode, ", ".join(SERVICE_MODES)))
+    if mode == "pg_ctlcluster":
+        # pg_ctlcluster stops in fast mode by default; no pg_ctl options, so that
+        # under systemd it hands over to systemctl instead of bypassing the unit.
+        base = ["pg_ctlcluster", str(plan["pg_version"]), plan["cluster_name"]]
+        return {"stop": [*base, "stop"], "start": [*base, "start"], "restart": [*base, "restart"],
+                "as_os_user": False}
+    if mode == "brew":
+        formula = plan["service_name"]
+        brew = "%s/bin/brew" % plan["homebrew_prefix"]
+        commands = {action: [brew, "services", action, formula] for action in ("stop", "start", "restart")}
+        commands["as_os_user"] = True  # Homebrew refuses root
+        return commands
+    pg_ctl = ["%s/pg_ctl" % (bin_dir or plan["bin_dir"]), "-D", data_dir or plan["data_dir"], "-w", "-t", "300"]
+    log = ["-l", log_file] if log_file else []
+    return {"stop": [*pg_ctl, "stop", "-m", "fast"], "start": [*pg_ctl, "start", *log],
+            "restart": [*pg_ctl, "restart", "-m", "fast", *log], "as_os_user": True}
+
+
+def archive_command(binary, config_file, stanza):
+    """archive_command of postgresql.conf: push each finished WAL segment to the stanza's repository."""
+    for name, value in (("binary", binary), ("config file", config_file), ("stanza", stanza)):
+        if not value or re.search(r"[\s'\"\\%]", str(value)):
+            raise PitrError("%s '%s' cannot go into archive_command (empty, or a space, quote, %% or backslash)"
+                            % (name, value))
+    return "%s --config=%s --stanza=%s archive-push %%p" % (binary, config_file, stanza)
+
+
+def restore_options(target, *, delta=False, target_action="promote"):
+    """pgbackrest restore options for a target: 'latest' (replay every archived WAL) or a time.
+
+    A time recovers every transaction committed up to that moment (inclusive,
+    PostgreSQL's default) and then promotes. Raises PitrError for anything
+    PostgreSQL would not read as a timestamp, before any change.
+    """
+    target = str(target or "").strip()
+    options = ["--delta"] if delta else []
+    if target.lower() == "latest":
+        return [*options, "--type=default"]
+    if not TARGET_TIME.match(target):
+        raise PitrError(
+            "restore target '%s' is neither 'latest' nor a time like '2026-12-04 14:30:00+00'" % target)
+    if target_action not in ("promote", "pause", "shutdown"):
+        raise PitrError("target action '%s': expected promote, pause or shutdown" % target_action)
+    return [*options, "--type=time", "--target=%s" % target, "--target-action=%s" % target_action]
+
+
+def _stanza(info, stanza):
+    for item in info or []:
+        if item.get("name") == stanza:
+            return item
+    return None
+
+
+def info_summary(info, stanza, now=None):
+    """What `pgbackrest info --output=json` says about one stanza.
+
+    {exists, status_code, status, backups, full_backups, last: {label, type,
+    stop (epoch), age_seconds} or None, wal_min, wal_max}. exists is false when
+    pgBackRest reports 'missing stanza path' (code 1) or does not list it.
+    """
+    item = _stanza(info, stanza)
+    status = (item or {}).get("status") or {}
+    code = status.get("code", 1 if item is None else 0)
+    backups = (item or {}).get("backup") or []
+    last = None
+    if backups:
+        newest = max(backups, key=lambda b: (b.get("timestamp") or {}).get("stop", 0))
+        stop = int((newest.get("timestamp") or {}).get("stop", 0))
+        now = now if now is not None else datetime.datetime.now(datetime.timezone.utc).timestamp()
+        last = {"label": newest.get("label"), "type": newest.get("type"), "stop": stop,
+                "age_seconds": max(0, int(now - stop))}
+    archives = [a for a in (item or {}).get("archive") or [] if a.get("min") or a.get("max")]
+    return {
+        "exists": item is not None and code != 1,
+        "status_code": code,
+        "status": status.get("message", "stanza not listed" if item is None else ""),
+        "backups": len(backups),
+        "full_backups": sum(1 for b in backups if b.get("type") == "full"),
+        "last": last,
+        "wal_min": archives[0].get("min") if archives else None,
+        "wal_max": archives[-1].get("max") if archives else None,
+    }
+
+
+def schedule(full_weekday, full_hour, full_minute, diff_hour, diff_minute):
+    """systemd OnCalendar of the weekly full and the daily differential backups (the full's day has no diff)."""
+    days = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+    day = str(full_weekday)[:3].capitalize()
+    if day not in days:
+        raise PitrError("full backup weekday '%s': expected one of %s" % (full_weekday, ", ".join(days)))
+    others = ",".join(d for d in days if d != day)
+    return {
+        "full": "%s *-*-* %02d:%02d:00" % (day, int(full_hour), int(full_minute)),
+        "diff": "%s *-*-* %02d:%02d:00" % (others, int(diff_hour), int(diff_minute)),
+        # cron and launchd number the days 0 (Sunday) to 6.
+        "full_cron_weekday": str((days.index(day) + 1) % 7),
+        "diff_cron_weekdays": ",".join(str((days.index(d) + 1) % 7) for d in days if d != day),
+    }

@@ -1,0 +1,169 @@
+"""The pg_pitr role's platform decisions (module_utils/platform_plan/pitr.py) and their filters
+(plugins/filter/pitr.py), for every platform of the support matrix."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+from ansible.errors import AnsibleFilterError
+from ansible.module_utils.platform_plan import pitr
+from ansible.module_utils.platform_plan.matrix import platform_plan
+
+_PATH = Path(__file__).resolve().parents[2] / "plugins" / "filter" / "pitr.py"
+_SPEC = importlib.util.spec_from_file_location("quant_filter_pitr", _PATH)
+pitr_filters = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(pitr_filters)
+FILTERS = pitr_filters.FilterModule().filters()
+
+LINUX = [("Debian", "Debian", "11", "x86_64"), ("Debian", "Debian", "12.11", "x86_64"),
+         ("Debian", "Debian", "13", "aarch64"), ("Debian", "Ubuntu", "20.04", "x86_64"),
+         ("Debian", "Ubuntu", "22.04", "x86_64"), ("Debian", "Ubuntu", "24.04", "aarch64")]
+MACS = [("arm64", "/opt/homebrew"), ("x86_64", "/usr/local")]
+
+
+def mac(arch="arm64"):
+    return platform_plan("Darwin", "MacOSX", "14.5", arch, 15, brew_user="carol")
+
+
+@pytest.mark.parametrize("facts", LINUX, ids=["-".join(f[1:3]) for f in LINUX])
+def test_debian_family_uses_the_distribution_package(facts):
+    plan = pitr.pitr_plan(platform_plan(*facts, 15))
+    assert plan["packages"] == ["pgbackrest"] and plan["package_manager"] == "apt"
+    assert plan["binary"] == "/usr/bin/pgbackrest"
+    assert plan["config_file"] == "/etc/pgbackrest/pgbackrest.conf"
+    assert plan["log_path"] == "/var/log/pgbackrest"
+    assert plan["service_mode"] == "pg_ctlcluster"
+
+
+@pytest.mark.parametrize(("arch", "prefix"), MACS)
+def test_macos_uses_homebrew_under_its_prefix(arch, prefix):
+    plan = pitr.pitr_plan(mac(arch))
+    assert plan["packages"] == ["pgbackrest"] and plan["package_manager"] == "homebrew"
+    assert plan["binary"] == prefix + "/bin/pgbackrest"
+    assert plan["config_file"] == prefix + "/etc/pgbackrest/pgbackrest.conf"
+    assert plan["service_mode"] == "brew" and plan["root_group"] == "wheel"
+
+
+def test_unknown_family_is_refused():
+    with pytest.raises(pitr.PitrError, match="os family 'Suse'"):
+        pitr.pitr_plan({"os_family": "Suse"})
+
+
+def test_pg_ctlcluster_commands_run_as_root_without_pg_ctl_options():
+    cmds = pitr.service_commands(platform_plan("Debian", "Debian", "12", "x86_64", 15, cluster_name="quant"))
+    assert cmds["stop"] == ["pg_ctlcluster", "15", "quant", "stop"]
+    assert cmds["start"] == ["pg_ctlcluster", "15", "quant", "start"]
+    assert cmds["restart"] == ["pg_ctlcluster", "15", "quant", "restart"]
+    assert cmds["as_os_user"] is False
+
+
+def test_brew_commands_run_as_the_homebrew_user():
+    cmds = pitr.service_commands(mac())
+    assert cmds["restart"] == ["/opt/homebrew/bin/brew", "services", "restart", "postgresql@15"]
+    assert cmds["as_os_user"] is True
+
+
+def test_pg_ctl_mode_names_the_data_directory_and_log():
+    plan = platform_plan("Debian", "Debian", "12", "x86_64", 15)
+    cmds = pitr.service_commands(plan, "pg_ctl", data_dir="/srv/pg", bin_dir="/opt/pg/bin", log_file="/srv/log")
+    assert cmds["start"] == ["/opt/pg/bin/pg_ctl", "-D", "/srv/pg", "-w", "-t", "300", "start", "-l", "/srv/log"]
+    assert cmds["stop"][-3:] == ["stop", "-m", "fast"]
+    assert cmds["as_os_user"] is True
+    defaults = pitr.service_commands(plan, "pg_ctl")
+    assert defaults["start"][:3] == ["/usr/lib/postgresql/15/bin/pg_ctl", "-D", "/var/lib/postgresql/15/main"]
+    assert "-l" not in defaults["start"]
+
+
+def test_unknown_service_mode_is_refused():
+    with pytest.raises(pitr.PitrError, match="unknown service mode 'systemctl'"):
+        pitr.service_commands(mac(), "systemctl")
+
+
+def test_archive_command():
+    assert pitr.archive_command("/usr/bin/pgbackrest", "/etc/pgbackrest/pgbackrest.conf", "quant") == (
+        "/usr/bin/pgbackrest --config=/etc/pgbackrest/pgbackrest.conf --stanza=quant archive-push %p")
+
+
+@pytest.mark.parametrize("bad", ["my stanza", "it's", "", "a%b", "back\\slash"])
+def test_archive_command_refuses_what_would_break_the_quoted_setting(bad):
+    with pytest.raises(pitr.PitrError, match="cannot go into archive_command"):
+        pitr.archive_command("/usr/bin/pgbackrest", "/etc/pgbackrest/pgbackrest.conf", bad)
+
+
+def test_restore_latest_replays_everything():
+    assert pitr.restore_options("latest") == ["--type=default"]
+    assert pitr.restore_options(" LATEST ", delta=True) == ["--delta", "--type=default"]
+
+
+@pytest.mark.parametrize("target", ["2026-12-04 14:30:00+00", "2026-12-04T14:30:00Z", "2026-12-04 14:30",
+                                    "2026-12-04 14:30:00.123456+00", "2026-12-04 14:30:00 UTC",
+                                    "2026-12-04 14:30:00-05:00"])
+def test_restore_to_a_time_promotes(target):
+    assert pitr.restore_options(target) == ["--type=time", "--target=" + target, "--target-action=promote"]
+
+
+@pytest.mark.parametrize("target", ["yesterday", "2026-12-04", "2026-12-04 14:30:00'; DROP", "", None,
+                                    "14:30 2026-12-04"])
+def test_unreadable_targets_are_refused_before_any_change(target):
+    with pytest.raises(pitr.PitrError, match="neither 'latest' nor a time"):
+        pitr.restore_options(target)
+
+
+def test_target_action_is_checked():
+    assert pitr.restore_options("2026-12-04 14:30", target_action="pause")[-1] == "--target-action=pause"
+    with pytest.raises(pitr.PitrError, match="target action 'explode'"):
+        pitr.restore_options("2026-12-04 14:30", target_action="explode")
+
+
+MISSING = [{"name": "quant", "status": {"code": 1, "message": "missing stanza path"}, "backup": [], "archive": []}]
+TWO_BACKUPS = [{
+    "name": "quant", "status": {"code": 0, "message": "ok"},
+    "backup": [
+        {"label": "20261129-011500F", "type": "full", "timestamp": {"start": 1764378900, "stop": 1764378960}},
+        {"label": "20261129-011500F_20261130-011500D", "type": "diff",
+         "timestamp": {"start": 1764465300, "stop": 1764465330}},
+    ],
+    "archive": [{"id": "15-1", "min": "000000010000000000000001", "max": "000000010000000000000009"}],
+}]
+
+
+def test_info_of_a_missing_stanza():
+    summary = pitr.info_summary(MISSING, "quant")
+    assert summary["exists"] is False and summary["backups"] == 0 and summary["last"] is None
+    assert summary["status"] == "missing stanza path"
+
+
+def test_info_of_an_unlisted_stanza():
+    summary = pitr.info_summary([], "quant")
+    assert summary["exists"] is False and summary["status"] == "stanza not listed"
+
+
+def test_info_names_the_newest_backup_and_its_age():
+    summary = pitr.info_summary(TWO_BACKUPS, "quant", now=1764465330 + 3600)
+    assert summary["exists"] is True and summary["backups"] == 2 and summary["full_backups"] == 1
+    assert summary["last"] == {"label": "20261129-011500F_20261130-011500D", "type": "diff",
+                               "stop": 1764465330, "age_seconds": 3600}
+    assert (summary["wal_min"], summary["wal_max"]) == ("000000010000000000000001", "000000010000000000000009")
+
+
+def test_schedule_full_on_its_day_diff_on_the_others():
+    cal = pitr.schedule("Sun", "1", "15", "1", "15")
+    assert cal["full"] == "Sun *-*-* 01:15:00"
+    assert cal["diff"] == "Mon,Tue,Wed,Thu,Fri,Sat *-*-* 01:15:00"
+    assert cal["full_cron_weekday"] == "0" and cal["diff_cron_weekdays"] == "1,2,3,4,5,6"
+    assert pitr.schedule("wednesday", 3, 0, 3, 0)["full_cron_weekday"] == "3"
+    with pytest.raises(pitr.PitrError, match="weekday 'Funday'"):
+        pitr.schedule("Funday", 1, 0, 1, 0)
+
+
+def test_filters_wire_the_functions():
+    assert set(FILTERS) == {"quant_pitr_plan", "quant_pitr_service_commands", "quant_pitr_archive_command",
+                            "quant_pitr_restore_options", "quant_pitr_info", "quant_pitr_schedule"}
+    assert FILTERS["quant_pitr_plan"](mac())["package_manager"] == "homebrew"
+    assert FILTERS["quant_pitr_restore_options"]("latest", True) == ["--delta", "--type=default"]
+    assert FILTERS["quant_pitr_info"](TWO_BACKUPS, "quant")["backups"] == 2
+
+
+def test_filter_errors_are_ansible_errors():
+    with pytest.raises(AnsibleFilterError, match="quant_pitr: restore target 'soon'"):
+        FILTERS["quant_pitr_restore_options"]("soon")
