@@ -19,8 +19,9 @@ if [ "${1:-}" = "--test" ]; then
   # reference; postgresql-15: the throw-away test clusters.
   # cmake + libssl-dev: TimescaleDB Community from source (scripts/build-community).
   # proj-data: PROJ's proj.db, a real third-party SQLite file (tests/integration/test_real_sqlite_file.py).
+  # pgbackrest: WAL archiving and point-in-time recovery (tests/integration/test_pitr.py).
   apt_pkgs+=(podman runc debootstrap uidmap pgloader postgresql-15 postgresql-server-dev-15 cmake libssl-dev
-             proj-data)
+             proj-data pgbackrest)
 fi
 
 missing=()
