@@ -16,6 +16,8 @@ import json
 import shutil
 import subprocess
 import time
+import uuid
+from contextlib import contextmanager
 
 import pytest
 from pgcluster import _as_postgres, running_cluster
@@ -81,15 +83,15 @@ def ok(out):
     return out.stdout
 
 
-@pytest.fixture(scope="module")
-def pitr():
+@contextmanager
+def prepared_cluster():
+    """A throw-away cluster prepared like a packaged one: conf.d included, and the database
+    superuser reachable over the socket by the OS users root and postgres (peer, mapped)."""
     if shutil.which("pgbackrest") is None:
         pytest.fail("pgbackrest is not installed (scripts/bootstrap.sh --test installs it)")
     with running_cluster() as server:
         if not server.has_timescaledb:
             pytest.fail("TimescaleDB is not installed for this PostgreSQL (make provision-local)")
-        # What a packaged cluster has and initdb's does not: conf.d included, and the
-        # database superuser reachable over the socket by the OS users root and postgres.
         _as_postgres(["mkdir", "-m", "0755", str(server.datadir / "conf.d")])
         with open(server.datadir / "postgresql.conf", "a", encoding="utf-8") as fh:
             fh.write("include_dir = 'conf.d'\n")
@@ -99,6 +101,12 @@ def pitr():
             fh.write("pitr root postgres\npitr postgres postgres\n")
         server.pg_ctl("reload")
         yield Pitr(server)
+
+
+@pytest.fixture(scope="module")
+def pitr():
+    with prepared_cluster() as prepared:
+        yield prepared
 
 
 @pytest.fixture(scope="module")
@@ -234,3 +242,17 @@ def test_restore_latest_keeps_everything(pitr, archiving):
     assert pitr.sql("SELECT count(*) FROM ticks") == before
     assert pitr.sql("SELECT count(*) FROM ticks WHERE n < 0") == [(2,)]
     assert subprocess.run(["ls", str(pitr.server.datadir)], capture_output=True, check=True).returncode == 0
+
+
+def test_encrypted_repository_never_shows_the_passphrase():
+    secret = "pitr-secret-" + uuid.uuid4().hex
+    with prepared_cluster() as other:
+        out = other.play("playbooks/pitr.yml", "-v", "--diff", pg_pitr_cipher_passphrase=secret)
+        ok(out)
+        assert secret not in out.stdout + out.stderr
+        info = other.info()
+        assert info["cipher"] == "aes-256-cbc" and [b["type"] for b in info["backup"]] == ["full"]
+        assert "repo1-cipher-type=aes-256-cbc" in other.conf.read_text()
+        assert oct(other.conf.stat().st_mode & 0o777) == "0o640" and other.conf.owner() == "postgres"
+        again = other.play("playbooks/pitr.yml", "-v", "--diff", pg_pitr_cipher_passphrase=secret)
+        assert ok(again) and again.changed == 0 and secret not in again.stdout + again.stderr
