@@ -44,6 +44,8 @@ build() {
 
 for s in "${suites[@]}"; do build "$s"; done
 
-# Build caches the scenarios mount (molecule/community: TimescaleDB's build tree),
-# kept between runs so a scenario compiles only once per machine.
-mkdir -p /var/cache/quant-molecule/timescaledb-community
+# Build caches the scenarios mount (molecule/community and molecule/replica:
+# TimescaleDB's build tree, one per container), kept between runs so a
+# scenario compiles only once per machine.
+mkdir -p /var/cache/quant-molecule/timescaledb-community \
+  /var/cache/quant-molecule/timescaledb-replica-primary /var/cache/quant-molecule/timescaledb-replica-standby
