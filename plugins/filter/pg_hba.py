@@ -87,19 +87,24 @@ def replication_rules(addresses, user, *, ssl=False, method="scram-sha-256"):
         raise HbaError("postgresql_replication_addresses must be a list of addresses, got %r" % (addresses,))
     if addresses and not str(user or "").strip():
         raise HbaError("postgresql_replication_user must name the replication role")
+    return _network_rules(addresses, replica_address, "replication", user, ssl, method, REPLICATION_COMMENT)
+
+
+def _network_rules(values, parse, databases, users, ssl, method, comment):  # noqa: PLR0917
+    """One rule per distinct network parse() makes of values, in their order."""
     rules, seen = [], set()
-    for value in addresses:
-        cidr = replica_address(value)
+    for value in values:
+        cidr = parse(value)
         if cidr in seen:
             continue
         seen.add(cidr)
         rules.append({
             "contype": "hostssl" if ssl else "host",
-            "databases": "replication",
-            "users": str(user),
+            "databases": str(databases),
+            "users": str(users),
             "address": cidr,
             "method": str(method),
-            "comment": REPLICATION_COMMENT,
+            "comment": comment,
         })
     return rules
 
@@ -132,21 +137,7 @@ def hba_rules(entries, app_networks=None, *, ssl=False, method="scram-sha-256", 
                     % (position, rule.get("address", "?"), rule.get("method", "md5")))
         rules.append(rule)
 
-    seen = set()
-    for value in app_networks:
-        cidr = app_network(value)
-        if cidr in seen:
-            continue
-        seen.add(cidr)
-        rules.append({
-            "contype": "hostssl" if ssl else "host",
-            "databases": str(databases),
-            "users": str(users),
-            "address": cidr,
-            "method": str(method),
-            "comment": APP_COMMENT,
-        })
-
+    rules.extend(_network_rules(app_networks, app_network, databases, users, ssl, method, APP_COMMENT))
     rules.extend(replication_rules(replication_addresses, replication_user, ssl=ssl, method=method))
     return rules
 
