@@ -7,18 +7,16 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import importlib.util
 import json
 import os
 import time
 from pathlib import Path
 
 import pytest
+from file_module import load_file
 
 SCRIPT = Path(__file__).resolve().parents[2] / "roles" / "pg_backup" / "files" / "quant-pg-backup.py"
-_spec = importlib.util.spec_from_file_location("quant_pg_backup", SCRIPT)
-qb = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(qb)
+qb = load_file("quant_pg_backup", SCRIPT)
 
 DAY = 86400
 NOW = 1_800_000_000.0

@@ -9,18 +9,16 @@ matrix, so what they check is what Ansible would compute on that host, without t
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 import yaml
+from file_module import load_file
 from jinja2.nativetypes import NativeEnvironment
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLES = ROOT / "roles"
-_SPEC = importlib.util.spec_from_file_location("quant_filter_platform_contract", ROOT / "plugins/filter/platform.py")
-_FILTERS = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(_FILTERS)
+_FILTERS = load_file("quant_filter_platform_contract", ROOT / "plugins/filter/platform.py")
 
 # Roles that connect, and whether the connection is theirs to override (client roles) or the
 # server's own (postgresql, timescaledb act on the server the plan describes).

@@ -1,18 +1,16 @@
 """plugins/filter/pg_hba.py: the pg_hba rules the postgresql role writes
 (application networks, TLS-only beyond loopback), and what prod gets."""
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 import yaml
 from ansible.errors import AnsibleFilterError
+from file_module import load_file
 
 ROOT = Path(__file__).resolve().parents[2]
 _PATH = ROOT / "plugins" / "filter" / "pg_hba.py"
-_SPEC = importlib.util.spec_from_file_location("quant_filter_pg_hba", _PATH)
-pg_hba = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(pg_hba)
+pg_hba = load_file("quant_filter_pg_hba", _PATH)
 rules_filter = pg_hba.FilterModule().filters()["quant_pg_hba_rules"]
 
 LOCAL = [

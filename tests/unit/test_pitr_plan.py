@@ -1,18 +1,16 @@
 """The pg_pitr role's platform decisions (module_utils/platform_plan/pitr.py) and their filters
 (plugins/filter/pitr.py), for every platform of the support matrix."""
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.platform_plan import pitr
 from ansible.module_utils.platform_plan.matrix import platform_plan
+from file_module import load_file
 
 _PATH = Path(__file__).resolve().parents[2] / "plugins" / "filter" / "pitr.py"
-_SPEC = importlib.util.spec_from_file_location("quant_filter_pitr", _PATH)
-pitr_filters = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(pitr_filters)
+pitr_filters = load_file("quant_filter_pitr", _PATH)
 FILTERS = pitr_filters.FilterModule().filters()
 
 LINUX = [("Debian", "Debian", "11", "x86_64"), ("Debian", "Debian", "12.11", "x86_64"),

@@ -1,15 +1,13 @@
 """The filter plugin wires ansible_facts to the pure functions."""
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 from ansible.errors import AnsibleFilterError
+from file_module import load_file
 
 _PATH = Path(__file__).resolve().parents[2] / "plugins" / "filter" / "platform.py"
-_SPEC = importlib.util.spec_from_file_location("quant_filter_platform", _PATH)
-platform_filters = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(platform_filters)
+platform_filters = load_file("quant_filter_platform", _PATH)
 FILTERS = platform_filters.FilterModule().filters()
 
 DEBIAN12 = {"os_family": "Debian", "distribution": "Debian", "distribution_version": "12.11",

@@ -9,6 +9,7 @@ from ansible.module_utils.schema.timescale_policies import (
     parse_version,
     resolve_policies,
 )
+from file_module import load_file
 
 REFRESH = {
     "ohlcv_monthly": {"start_offset": "3 months", "end_offset": "1 day", "schedule_interval": "1 day",
@@ -99,15 +100,12 @@ def test_bad_inputs_are_named():
 
 
 def test_filter_plugin_wraps_the_function():
-    import importlib.util
     from pathlib import Path
 
     from ansible.errors import AnsibleFilterError
 
     path = Path(__file__).resolve().parents[2] / "plugins" / "filter" / "timescale_policies.py"
-    spec = importlib.util.spec_from_file_location("quant_filter_timescale_policies", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_file("quant_filter_timescale_policies", path)
     policies = module.FilterModule().filters()["quant_timescale_policies"]
     assert policies(COMPRESSION, "2.19.3", REFRESH)["adjustments"] == []
     with pytest.raises(AnsibleFilterError, match="TimescaleDB policy settings"):

@@ -1,7 +1,6 @@
 """module_utils/platform_plan/topology.py: one primary, its replicas, and who
 writes; every broken topology is one clear error (issue 17)."""
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -9,12 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 from ansible.module_utils.platform_plan.topology import count_differences, slot_name, topology
+from file_module import load_file
 
 ROOT = Path(__file__).resolve().parents[2]
 _PATH = ROOT / "plugins" / "filter" / "platform.py"
-_SPEC = importlib.util.spec_from_file_location("quant_filter_platform_topology", _PATH)
-_filters = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(_filters)
+_filters = load_file("quant_filter_platform_topology", _PATH)
 FILTERS = _filters.FilterModule().filters()
 
 

@@ -7,6 +7,7 @@ import timescaledb_tune  # library/timescaledb_tune.py
 import yaml
 from ansible.module_utils.tune import apply as ta
 from ansible.module_utils.tune.recommender import GIGABYTE, TuneInputError
+from file_module import load_file
 
 # --------------------------------------------------------------------------
 # cgroup files (temp files standing in for /sys/fs/cgroup)
@@ -159,11 +160,8 @@ def test_documentation_matches_argument_spec():
 
 
 def _load_fragment():
-    import importlib.util
     from pathlib import Path
 
     path = Path(__file__).resolve().parents[2] / "plugins" / "doc_fragments" / "quant_postgres.py"
-    spec = importlib.util.spec_from_file_location("quant_postgres_doc_fragment", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_file("quant_postgres_doc_fragment", path)
     return yaml.safe_load(module.ModuleDocFragment.DOCUMENTATION)

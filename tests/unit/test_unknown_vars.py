@@ -1,18 +1,16 @@
 """plugins/filter/unknown_vars.py: misspelled role variables are found and
 the closest known name is suggested; the inventories use no unknown names."""
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 import yaml
 from ansible.errors import AnsibleFilterError
+from file_module import load_file
 
 ROOT = Path(__file__).resolve().parents[2]
 _PATH = ROOT / "plugins" / "filter" / "unknown_vars.py"
-_SPEC = importlib.util.spec_from_file_location("quant_filter_unknown_vars", _PATH)
-unknown_vars = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(unknown_vars)
+unknown_vars = load_file("quant_filter_unknown_vars", _PATH)
 FILTERS = unknown_vars.FilterModule().filters()
 unknown = FILTERS["quant_unknown_role_vars"]
 report = FILTERS["quant_unknown_vars_report"]
