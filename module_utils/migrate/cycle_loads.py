@@ -18,7 +18,8 @@ except ImportError:  # pragma: no cover
 
 
 class CycleLoads:
-    """Mixin of Migration: expects conn, params, plans, result, queries, source, log and pg_error."""
+    """Mixin of Migration: expects conn, params, plans, result, queries, source, log, pg_error and
+    finished_from_this_file."""
 
     def arrange_load_order(self, cur, mapped):
         """Order the plans by the target's foreign keys (only without a mapping: an explicit mapping's
@@ -36,8 +37,7 @@ class CycleLoads:
         """Whether load_table will skip the plan (finished from this file into this very target)."""
         cp = get_checkpoint(self.conn, plan.source_table)
         self.conn.rollback()
-        return bool(cp and cp["status"] == "done" and cp["source_fingerprint"] == self.source.fingerprint()
-                    and target_change(cp, plan.target) is None)
+        return self.finished_from_this_file(cp) and target_change(cp, plan.target) is None
 
     def loading_cycles(self):
         """The cycles of which this run loads at least one table (their keys are set aside)."""

@@ -366,7 +366,7 @@ class Migration(CycleLoads):
         fingerprint = self.source.fingerprint()
         cp = self.matching_checkpoint(plan, get_checkpoint(self.conn, name))
         source_rows = self.source.count(name)
-        if cp and cp["status"] == "done" and cp["source_fingerprint"] == fingerprint:
+        if self.finished_from_this_file(cp):
             self.skip_migrated(plan, cp)
             return
         interrupted = self.interrupted_load(name, cp, fingerprint)
@@ -398,6 +398,10 @@ class Migration(CycleLoads):
             if not plan.rowless_key and pc.source:
                 rowid = self.source.first_rowid_with(plan.source_table, pc.source, value, plan.order_by)
             plan.notes.append(epoch_note(pc, value, moment, rowid))
+
+    def finished_from_this_file(self, cp):
+        """Whether the checkpoint records a finished load from this very source file."""
+        return bool(cp and cp["status"] == "done" and cp["source_fingerprint"] == self.source.fingerprint())
 
     def matching_checkpoint(self, plan, cp):
         """The checkpoint when it describes a load into this very target; a finished load into another
@@ -612,8 +616,7 @@ class Migration(CycleLoads):
         finally:
             self.conn.rollback()
         status = "would_copy"
-        if cp and cp["status"] == "done" and cp["source_fingerprint"] == self.source.fingerprint() \
-                and not self.params.get("truncate"):
+        if self.finished_from_this_file(cp) and not self.params.get("truncate"):
             status = "would_skip"
         else:
             self.result["changed"] = True
