@@ -110,3 +110,147 @@ def count_differences(replica, primary):
         elif replica[name] != primary[name]:
             out.append("%s: %d rows on the replica, %d on the primary" % (name, replica[name], primary[name]))
     return out
+
+
+# --- failover (playbooks/promote.yml) and rejoin (playbooks/rejoin.yml) ---------------------------
+#
+# After a promotion the inventory's db_primary / db_replica groups no longer say which server
+# accepts writes, so both playbooks first probe every quant_db host (roles/pg_replica, probe.yml)
+# and decide from what the servers say. A probe is a dict:
+#   reachable  the host answered (SSH); false: nothing is known about it
+#   running    its PostgreSQL answered a query
+#   standby    pg_is_in_recovery()  (only meaningful when running)
+#   receiver   pg_stat_wal_receiver.status ('' when none)
+#   fenced     its data directory holds standby.signal (it can only start read-only)
+
+
+def _probe(probes, host):
+    probe = (probes or {}).get(host) or {}
+    return {
+        "reachable": bool(probe.get("reachable", False)),
+        "running": bool(probe.get("running", False)),
+        "standby": bool(probe.get("standby", False)),
+        "receiver": str(probe.get("receiver") or ""),
+        "fenced": bool(probe.get("fenced", False)),
+    }
+
+
+def _state(probe):
+    if not probe["reachable"]:
+        return "unreachable"
+    if not probe["running"]:
+        return "stopped (fenced)" if probe["fenced"] else "stopped"
+    if probe["standby"]:
+        return "standby (%s)" % (probe["receiver"] or "not streaming")
+    return "primary"
+
+
+def describe(groups, probes):
+    """One 'host: state' phrase per quant_db host, for the reports."""
+    return ["%s: %s" % (host, _state(_probe(probes, host))) for host in _hosts(groups, DB_GROUP)]
+
+
+def current_primaries(groups, probes, exclude=None):
+    """The quant_db hosts whose server runs and is not in recovery (accepts writes)."""
+    return [host for host in _hosts(groups, DB_GROUP) if host != exclude
+            and _probe(probes, host)["running"] and not _probe(probes, host)["standby"]]
+
+
+def _required_host(groups, name, option):
+    if not name:
+        return "%s is required: -e %s=NAME, one of the quant_db hosts (%s)" % (
+            option, option, ", ".join(_hosts(groups, DB_GROUP)) or "none")
+    if name not in _hosts(groups, DB_GROUP):
+        return "%s=%s is not a quant_db host of this inventory (%s)" % (
+            option, name, ", ".join(_hosts(groups, DB_GROUP)) or "none")
+    return None
+
+
+def failover_plan(groups, probes, promote_host, force=False):
+    """What playbooks/promote.yml does, decided from the probes before any change.
+
+    Returns {primary, promote, fence_stop, fence_mark, repoint, errors, summary}:
+      primary     the host that is the primary afterwards (promote_host)
+      promote     promote_host is a standby now (false: it already accepts writes, nothing to promote)
+      fence_stop  other servers running as a primary: stopped and fenced (only with force)
+      fence_mark  stopped, reachable servers without standby.signal (a former primary that could
+                  start again as a primary by itself): marked so they start read-only
+      repoint     running standbys (besides promote_host) that must stream from promote_host
+    """
+    errors = []
+    missing = _required_host(groups, promote_host, "promote_host")
+    if missing:
+        return {"primary": None, "promote": False, "fence_stop": [], "fence_mark": [], "repoint": [],
+                "errors": [missing], "summary": describe(groups, probes)}
+    me = _probe(probes, promote_host)
+    others = [host for host in _hosts(groups, DB_GROUP) if host != promote_host]
+    if not me["reachable"] or not me["running"]:
+        errors.append("promote_host %s is %s: only a running standby can be promoted (start it, or promote "
+                      "another replica)" % (promote_host, _state(me)))
+    primaries = current_primaries(groups, probes, exclude=promote_host)
+    if primaries and not force:
+        errors.append("%s still %s as a primary and reachable: promoting %s would give two primaries that both "
+                      "accept writes. Stop %s first, or add -e promote_force=yes to stop %s and keep %s "
+                      "from starting as a primary again"
+                      % (", ".join(primaries), "runs" if len(primaries) == 1 else "run", promote_host,
+                         "it" if len(primaries) == 1 else "them", "it" if len(primaries) == 1 else "them",
+                         "it" if len(primaries) == 1 else "them"))
+    fence_mark = [host for host in others if _probe(probes, host)["reachable"]
+                  and not _probe(probes, host)["running"] and not _probe(probes, host)["fenced"]]
+    repoint = [host for host in others if _probe(probes, host)["running"] and _probe(probes, host)["standby"]]
+    return {
+        "primary": promote_host,
+        "promote": bool(me["running"] and me["standby"]),
+        "fence_stop": primaries if force else [],
+        "fence_mark": fence_mark,
+        "repoint": repoint,
+        "errors": errors,
+        "summary": describe(groups, probes),
+    }
+
+
+def rejoin_plan(groups, probes, rejoin_host):
+    """What playbooks/rejoin.yml does, decided from the probes before any change.
+
+    Returns {primary, rejoin, errors, summary}: primary is the one running primary other than
+    rejoin_host; rejoin is false when rejoin_host already streams as a standby (nothing to do).
+    """
+    errors = []
+    missing = _required_host(groups, rejoin_host, "rejoin_host")
+    if missing:
+        return {"primary": None, "rejoin": False, "errors": [missing], "summary": describe(groups, probes)}
+    me = _probe(probes, rejoin_host)
+    primaries = current_primaries(groups, probes, exclude=rejoin_host)
+    if not me["reachable"]:
+        errors.append("rejoin_host %s is unreachable: rejoin needs its data directory" % rejoin_host)
+    if not primaries:
+        if me["running"] and not me["standby"]:
+            errors.append("rejoin_host %s is the current primary (the only server that accepts writes): rejoin "
+                          "turns a former primary into a replica; promote another host first "
+                          "(playbooks/promote.yml) or name the former primary" % rejoin_host)
+        else:
+            errors.append("no running primary among the quant_db hosts (%s): %s has nothing to follow; promote a "
+                          "replica first (playbooks/promote.yml)"
+                          % ("; ".join(describe(groups, probes)), rejoin_host))
+    elif len(primaries) > 1:
+        errors.append("%s all run as primaries: fence all but one (playbooks/promote.yml -e promote_force=yes) "
+                      "before rejoining %s" % (", ".join(primaries), rejoin_host))
+    streaming = me["running"] and me["standby"] and me["receiver"] == "streaming"
+    return {
+        "primary": primaries[0] if len(primaries) == 1 else None,
+        "rejoin": not streaming,
+        "errors": errors,
+        "summary": describe(groups, probes),
+    }
+
+
+def conninfo(params):
+    """A libpq connection string from a dict (empty values left out), every value single-quoted
+    with backslashes and quotes escaped, so a password may hold spaces or quotes."""
+    parts = []
+    for key, value in params.items():
+        if value is None or value == "":
+            continue
+        text = str(value).replace("\\", "\\\\").replace("'", "\\'")
+        parts.append("%s='%s'" % (key, text))
+    return " ".join(parts)

@@ -8,6 +8,9 @@ quant_timescaledb_method  which TimescaleDB install method to use, and why
 quant_topology        groups -> primary, replicas, writers and errors (platform_plan/topology.py)
 quant_replica_slot    a replica's host name -> its replication slot name
 quant_replica_count_differences  replica counts, primary counts -> the tables that differ
+quant_failover_plan   groups, probes, promote_host, force -> what promote.yml does, or errors
+quant_rejoin_plan     groups, probes, rejoin_host -> what rejoin.yml does, or errors
+quant_replica_conninfo  dict -> a quoted libpq connection string (primary_conninfo)
 """
 
 from __future__ import annotations
@@ -85,6 +88,18 @@ def quant_replica_count_differences(replica, primary):
     return _load("platform_plan.topology").count_differences(replica, primary)
 
 
+def quant_failover_plan(groups, probes, promote_host, force=False):
+    return _load("platform_plan.topology").failover_plan(groups, probes, promote_host, bool(force))
+
+
+def quant_rejoin_plan(groups, probes, rejoin_host):
+    return _load("platform_plan.topology").rejoin_plan(groups, probes, rejoin_host)
+
+
+def quant_replica_conninfo(params):
+    return _load("platform_plan.topology").conninfo(params)
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -96,4 +111,7 @@ class FilterModule:
             "quant_topology": quant_topology,
             "quant_replica_slot": quant_replica_slot,
             "quant_replica_count_differences": quant_replica_count_differences,
+            "quant_failover_plan": quant_failover_plan,
+            "quant_rejoin_plan": quant_rejoin_plan,
+            "quant_replica_conninfo": quant_replica_conninfo,
         }

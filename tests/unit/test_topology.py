@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ansible.module_utils.platform_plan.topology import count_differences, slot_name, topology
+from ansible.module_utils.platform_plan.topology import (
+    conninfo,
+    count_differences,
+    failover_plan,
+    rejoin_plan,
+    slot_name,
+    topology,
+)
 from file_module import load_file
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -147,3 +154,93 @@ def test_shipped_inventories_are_sound(inventory):
         assert topo["replicas"] == ["quant-db-02.example.internal"]
     else:
         assert topo["writers"] == ["localhost"] and topo["replicas"] == []
+
+
+# --- failover and rejoin (issue 17, item 2) ----------------------------------------------------------
+
+TWO = groups(["db1", "db2"], primary=["db1"], replica=["db2"])
+THREE = groups(["db1", "db2", "db3"], primary=["db1"], replica=["db2", "db3"])
+PRIMARY = {"reachable": True, "running": True, "standby": False}
+STREAMING = {"reachable": True, "running": True, "standby": True, "receiver": "streaming", "fenced": True}
+STOPPED = {"reachable": True, "running": False}
+FENCED = {"reachable": True, "running": False, "fenced": True}
+GONE = {"reachable": False}
+
+
+def test_promote_a_streaming_replica_when_the_primary_is_gone():
+    plan = failover_plan(TWO, {"db1": GONE, "db2": STREAMING}, "db2")
+    assert plan["errors"] == []
+    assert plan["primary"] == "db2" and plan["promote"]
+    assert plan["fence_stop"] == [] and plan["fence_mark"] == [] and plan["repoint"] == []
+    assert plan["summary"] == ["db1: unreachable", "db2: standby (streaming)"]
+
+
+def test_promote_refuses_while_the_old_primary_runs_unless_forced():
+    probes = {"db1": PRIMARY, "db2": STREAMING}
+    plan = failover_plan(TWO, probes, "db2")
+    assert len(plan["errors"]) == 1
+    assert "db1 still runs as a primary" in plan["errors"][0] and "promote_force=yes" in plan["errors"][0]
+    forced = failover_plan(TWO, probes, "db2", force=True)
+    assert forced["errors"] == [] and forced["fence_stop"] == ["db1"] and forced["promote"]
+
+
+def test_promote_marks_a_stopped_former_primary_and_repoints_the_other_replicas():
+    plan = failover_plan(THREE, {"db1": STOPPED, "db2": STREAMING, "db3": STREAMING}, "db2")
+    assert plan["errors"] == []
+    assert plan["fence_mark"] == ["db1"] and plan["fence_stop"] == [] and plan["repoint"] == ["db3"]
+
+
+def test_promote_again_changes_nothing():
+    plan = failover_plan(TWO, {"db1": FENCED, "db2": PRIMARY}, "db2")
+    assert plan["errors"] == []
+    assert not plan["promote"] and plan["fence_mark"] == [] and plan["fence_stop"] == []
+
+
+def test_promote_host_must_be_given_and_be_a_quant_db_host():
+    assert "promote_host is required" in failover_plan(TWO, {}, "")["errors"][0]
+    assert "promote_host=db9 is not a quant_db host" in failover_plan(TWO, {}, "db9")["errors"][0]
+
+
+def test_promote_host_must_be_a_running_server():
+    plan = failover_plan(TWO, {"db1": GONE, "db2": STOPPED}, "db2")
+    assert plan["errors"] == ["promote_host db2 is stopped: only a running standby can be promoted (start it, "
+                              "or promote another replica)"]
+    assert "is unreachable" in failover_plan(TWO, {"db1": PRIMARY, "db2": GONE}, "db2")["errors"][0]
+
+
+def test_rejoin_a_fenced_former_primary():
+    plan = rejoin_plan(TWO, {"db1": FENCED, "db2": PRIMARY}, "db1")
+    assert plan == {"primary": "db2", "rejoin": True, "errors": [],
+                    "summary": ["db1: stopped (fenced)", "db2: primary"]}
+
+
+def test_rejoin_of_a_streaming_standby_changes_nothing():
+    plan = rejoin_plan(TWO, {"db1": STREAMING, "db2": PRIMARY}, "db1")
+    assert plan["errors"] == [] and not plan["rejoin"] and plan["primary"] == "db2"
+
+
+def test_rejoin_host_that_is_the_current_primary_is_refused():
+    plan = rejoin_plan(TWO, {"db1": PRIMARY, "db2": STREAMING}, "db1")
+    assert len(plan["errors"]) == 1 and "db1 is the current primary" in plan["errors"][0]
+
+
+def test_rejoin_needs_exactly_one_running_primary():
+    none = rejoin_plan(TWO, {"db1": FENCED, "db2": STOPPED}, "db1")
+    assert "no running primary" in none["errors"][0]
+    two = rejoin_plan(THREE, {"db1": FENCED, "db2": PRIMARY, "db3": PRIMARY}, "db1")
+    assert "db2, db3 all run as primaries" in two["errors"][0] and two["primary"] is None
+
+
+def test_rejoin_host_must_be_reachable_and_known():
+    assert "is unreachable" in rejoin_plan(TWO, {"db1": GONE, "db2": PRIMARY}, "db1")["errors"][0]
+    assert "rejoin_host is required" in rejoin_plan(TWO, {}, None)["errors"][0]
+
+
+def test_conninfo_quotes_every_value_and_leaves_out_empty_ones():
+    text = conninfo({"host": "10.0.0.1", "port": 5432, "password": "it's a \\secret", "sslmode": ""})
+    assert text == "host='10.0.0.1' port='5432' password='it\\'s a \\\\secret'"
+
+
+def test_failover_filters_are_registered():
+    assert {"quant_failover_plan", "quant_rejoin_plan", "quant_replica_conninfo"} <= set(FILTERS)
+    assert FILTERS["quant_failover_plan"](TWO, {"db2": STREAMING}, "db2", "yes")["promote"]
