@@ -9,7 +9,9 @@
    and written in CIDR form (10.20.0.7 -> 10.20.0.7/32, 10.20.0.7/24 -> 10.20.0.0/24).
 3. One `replication` rule per replica address (postgresql_replication_addresses,
    a single host each: 10.20.0.12 -> 10.20.0.12/32) for the replication user
-   only, after the application rules: `hostssl` when TLS is on, `host` when off.
+   only, after the application rules: `hostssl` when TLS is on, `host` when off;
+   then one rule per address for the same user to the `postgres` database, where
+   pg_rewind reads its source (playbooks/rejoin.yml).
 4. With TLS on, nothing but loopback travels in clear text: every `host` rule
    whose address is not loopback (127.0.0.0/8, ::1, localhost, samehost)
    becomes `hostssl`, and a non-loopback `hostnossl` rule is an error unless
@@ -30,6 +32,7 @@ from ansible.module_utils.parsing.convert_bool import boolean
 LOCAL_NAMES = ("localhost", "samehost")
 APP_COMMENT = "application network (postgresql_app_networks)"
 REPLICATION_COMMENT = "streaming replica (postgresql_replication_addresses)"
+REWIND_COMMENT = "pg_rewind of a former primary (postgresql_replication_addresses)"
 
 
 class HbaError(ValueError):
@@ -87,7 +90,8 @@ def replication_rules(addresses, user, *, ssl=False, method="scram-sha-256"):
         raise HbaError("postgresql_replication_addresses must be a list of addresses, got %r" % (addresses,))
     if addresses and not str(user or "").strip():
         raise HbaError("postgresql_replication_user must name the replication role")
-    return _network_rules(addresses, replica_address, "replication", user, ssl, method, REPLICATION_COMMENT)
+    return (_network_rules(addresses, replica_address, "replication", user, ssl, method, REPLICATION_COMMENT)
+            + _network_rules(addresses, replica_address, "postgres", user, ssl, method, REWIND_COMMENT))
 
 
 def _network_rules(values, parse, databases, users, ssl, method, comment):  # noqa: PLR0917

@@ -181,6 +181,15 @@ def test_replication_rules_one_per_replica_for_the_replication_user_only():
     assert rules.index(replication[0]) > max(i for i, r in enumerate(rules) if r.get("comment") == pg_hba.APP_COMMENT)
 
 
+def test_each_replication_address_may_also_reach_postgres_for_pg_rewind():
+    rules = rules_filter(LOCAL, [], ssl=True, replication_addresses=["10.20.0.12", "10.20.0.13"])
+    rewind = [r for r in rules if r.get("comment") == pg_hba.REWIND_COMMENT]
+    assert rewind == [
+        {"contype": "hostssl", "databases": "postgres", "users": "replicator", "address": address,
+         "method": "scram-sha-256", "comment": pg_hba.REWIND_COMMENT}
+        for address in ("10.20.0.12/32", "10.20.0.13/32")]
+
+
 def test_replication_rules_are_host_without_tls_and_absent_without_replicas():
     rules = rules_filter(LOCAL, [], replication_addresses=["10.88.0.5"])
     assert rules[-1]["contype"] == "host" and rules[-1]["address"] == "10.88.0.5/32"
