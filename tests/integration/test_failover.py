@@ -6,7 +6,8 @@ connection) whose servers the playbooks stop and start with pg_ctl (pg_replica_s
 sequence: --check and a refusal change nothing; promote.yml with promote_force stops and fences
 pg_a and promotes pg_b; a write succeeds on pg_b; the app .env points at pg_b; a second run changes
 nothing; rejoin.yml rewinds pg_a (pg_rewind) into a standby of pg_b that streams and has the new
-row; a second run changes nothing. No molecule: the replica scenario covers the containers.
+row; a second run changes nothing. Last, pg_a replaced by an unrelated cluster: pg_rewind fails,
+the run stops saying so, and rejoin_allow_basebackup copies pg_b instead. No molecule: the replica scenario covers the containers.
 
 Each cluster keeps its port and socket in <base>/local.conf, outside the data directory (pg_rewind
 and pg_basebackup copy the data directory, configuration files included, from the other cluster:
@@ -230,3 +231,29 @@ def test_rejoin_again_changes_nothing(pair):
     again = ok(pair.play("playbooks/rejoin.yml", rejoin_host="pg_a"))
     assert again.changed == 0, again.stdout[-4000:]
     assert "pg_a streams already" in again.stdout
+
+
+def test_rejoin_without_common_history_needs_the_basebackup_fallback(pair):
+    """pg_a replaced by an unrelated cluster (its own initdb): pg_rewind cannot rewind it. Without
+    rejoin_allow_basebackup the run stops with pg_rewind's message and leaves the directory alone;
+    with it, pg_basebackup copies pg_b and pg_a streams again."""
+    a = pair.a
+    a.pg_ctl("stop", "-m", "fast")
+    subprocess.run(["rm", "-rf", str(a.datadir)], check=True)
+    _as_postgres([str(a.bindir / "initdb"), "-D", str(a.datadir), "-U", "postgres", "--no-sync",
+                  "--auth-local=trust"])
+    with open(a.datadir / "postgresql.conf", "a", encoding="utf-8") as fh:
+        fh.write("include_if_exists = '../local.conf'\nwal_log_hints = on\n")
+    refused = pair.play("playbooks/rejoin.yml", rejoin_host="pg_a", rejoin_confirm="yes")
+    assert refused.rc != 0, refused.stdout[-4000:]
+    text = " ".join(refused.stdout.split())
+    assert "pg_rewind of pg_a from pg_b failed" in text and "rejoin_allow_basebackup=yes" in text, text[-4000:]
+    assert not _running(a) and not (a.datadir / "standby.signal").exists()
+    started = time.monotonic()
+    ok(pair.play("playbooks/rejoin.yml", rejoin_host="pg_a", rejoin_confirm="yes", rejoin_allow_basebackup="yes"))
+    TIMINGS["rejoin_basebackup_yml_s"] = round(time.monotonic() - started, 1)
+    assert _sql(a, "SELECT pg_is_in_recovery(), (SELECT status FROM pg_stat_wal_receiver)") == [(True, "streaming")]
+    _sql(pair.b, "INSERT INTO trades VALUES (1003, 'after the copy')", DB)
+    _wait(lambda: _sql(a, "SELECT count(*) FROM trades", DB) == [(1003,)], "pg_a to replay the copy's new row")
+    again = ok(pair.play("playbooks/rejoin.yml", rejoin_host="pg_a"))
+    assert again.changed == 0, again.stdout[-4000:]
