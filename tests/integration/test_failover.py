@@ -1,13 +1,14 @@
 """playbooks/promote.yml and playbooks/rejoin.yml on two throw-away clusters of this host (issue 17, item 2).
 
 pg_a is a primary with rows, pg_b its streaming standby (pg_basebackup -R --slot, as the postgres
-user). Both are hosts of a throw-away inventory (db_primary: pg_a, db_replica: pg_b; local
-connection) whose servers the playbooks stop and start with pg_ctl (pg_replica_service_mode). The
-sequence: --check and a refusal change nothing; promote.yml with promote_force stops and fences
-pg_a and promotes pg_b; a write succeeds on pg_b; the app .env points at pg_b; a second run changes
-nothing; rejoin.yml rewinds pg_a (pg_rewind) into a standby of pg_b that streams and has the new
-row; a second run changes nothing. Last, pg_a replaced by an unrelated cluster: pg_rewind fails,
-the run stops saying so, and rejoin_allow_basebackup copies pg_b instead. No molecule: the replica scenario covers the containers.
+user). Both are hosts of a throw-away inventory (db_primary: pg_a, db_replica: pg_b and pg_gone, a
+host that never answers; local connection) whose servers the playbooks stop and start with pg_ctl
+(pg_replica_service_mode). The sequence: --check and the refusals change nothing; promote.yml with
+promote_force stops and fences pg_a and promotes pg_b; a write succeeds on pg_b; the app .env
+points at pg_b; a second run changes nothing; rejoin.yml rewinds pg_a (pg_rewind) into a standby
+of pg_b that streams and has the new row; a second run changes nothing. Last, pg_a replaced by an
+unrelated cluster: pg_rewind fails, the run stops saying so, and rejoin_allow_basebackup copies
+pg_b instead. No molecule: the replica scenario covers the containers.
 
 Each cluster keeps its port and socket in <base>/local.conf, outside the data directory (pg_rewind
 and pg_basebackup copy the data directory, configuration files included, from the other cluster:
@@ -33,6 +34,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPLICATION_PASSWORD = "repl-it's secret"  # a quote and a space: the conninfo quoting is exercised
 DB = "failover_db"
 TIMINGS = {}
+# A third database host that never answers (nothing listens on port 1): a dead host must not
+# stop a failover; the plans count it as unreachable.
+GONE = {"ansible_connection": "ssh", "ansible_host": "127.0.0.1", "ansible_port": 1,
+        "ansible_ssh_common_args": "-o BatchMode=yes -o ConnectTimeout=3 -o StrictHostKeyChecking=no"}
 HOST_ONLY = ("port", "listen_addresses", "unix_socket_directories", "full_page_writes")
 
 
@@ -130,7 +135,8 @@ class Pair:
         self.env_file = self.workdir / "quant-platform" / ".env"
         self.inventory = self.workdir / "hosts.yml"
         self.inventory.write_text(yaml.safe_dump({"all": {"children": {"quant_db": {
-            "children": {"db_primary": {"hosts": {"pg_a": _host(a)}}, "db_replica": {"hosts": {"pg_b": _host(b)}}},
+            "children": {"db_primary": {"hosts": {"pg_a": _host(a)}},
+                         "db_replica": {"hosts": {"pg_b": _host(b), "pg_gone": GONE}}},
             "vars": {"quant_db_replication_password": REPLICATION_PASSWORD,
                      "quant_db_app_password": "app-secret", "quant_database_env_path": str(self.env_file),
                      }}}}}))
@@ -171,7 +177,7 @@ def pair():
 
 def test_check_mode_and_refusals_change_nothing(pair):
     check = ok(pair.play("playbooks/promote.yml", "--check", promote_host="pg_b", promote_force="yes"))
-    assert "Stop and fence: pg_a" in check.stdout
+    assert "Stop and fence: pg_a" in check.stdout and "pg_gone: unreachable" in check.stdout, check.stdout[-4000:]
     refused = pair.play("playbooks/promote.yml", promote_host="pg_b", promote_confirm="yes")
     assert refused.rc != 0 and "pg_a still runs as a primary" in refused.stdout, refused.stdout[-4000:]
     unconfirmed = pair.play("playbooks/promote.yml", promote_host="pg_b", promote_force="yes")
