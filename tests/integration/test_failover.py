@@ -1,10 +1,10 @@
 """playbooks/promote.yml and playbooks/rejoin.yml on two throw-away clusters of this host (issue 17, item 2).
 
 pg_a is a primary with rows, pg_b its streaming standby (pg_basebackup -R --slot, as the postgres
-user). Both are hosts of a throw-away inventory (db_primary: pg_a, db_replica: pg_b and pg_gone, a
-host that never answers; local connection) whose servers the playbooks stop and start with pg_ctl
+user). Both are hosts of a throw-away inventory (db_primary: pg_a, db_replica: pg_b, pg_c and pg_gone,
+a host that never answers; local connection) whose servers the playbooks stop and start with pg_ctl
 (pg_replica_service_mode). The sequence: --check and the refusals change nothing; promote.yml with
-promote_force stops and fences pg_a and promotes pg_b; a write succeeds on pg_b; the app .env
+promote_force stops and fences pg_a, promotes pg_b and repoints pg_c to it; a write succeeds on pg_b; the app .env
 points at pg_b; a second run changes nothing; rejoin.yml rewinds pg_a (pg_rewind) into a standby
 of pg_b that streams and has the new row; a second run changes nothing. Last, pg_a replaced by an
 unrelated cluster: pg_rewind fails, the run stops saying so, and rejoin_allow_basebackup copies
@@ -100,7 +100,7 @@ def _make_primary():
     return a
 
 
-def _make_standby(a):
+def _make_standby(a, name="pg_b"):
     base = Path(tempfile.mkdtemp(prefix="quant-pgtest-standby-"))
     sockdir = base / "sock"
     sockdir.mkdir()
@@ -109,10 +109,10 @@ def _make_standby(a):
                  a.has_timescaledb, base)
     _local_conf(base, b.port, sockdir)
     _as_postgres([str(a.bindir / "pg_basebackup"), "-D", str(b.datadir), "-R", "-X", "stream", "-c", "fast",
-                  "--slot=quant_replica_pg_b", "-h", "127.0.0.1", "-p", str(a.port), "-U", "replicator",
+                  "--slot=quant_replica_%s" % name, "-h", "127.0.0.1", "-p", str(a.port), "-U", "replicator",
                   "--no-password"], env=dict(os.environ, PGPASSWORD=REPLICATION_PASSWORD))
     b.pg_ctl("start", "-l", str(base / "server.log"))
-    _wait(lambda: _sql(b, "SELECT status FROM pg_stat_wal_receiver") == [("streaming",)], "pg_b to stream")
+    _wait(lambda: _sql(b, "SELECT status FROM pg_stat_wal_receiver") == [("streaming",)], name + " to stream")
     return b
 
 
@@ -130,13 +130,13 @@ def _host(server, python="/usr/bin/python3"):
 
 
 class Pair:
-    def __init__(self, a, b, workdir):
-        self.a, self.b, self.workdir = a, b, Path(workdir)
+    def __init__(self, a, b, c, workdir):
+        self.a, self.b, self.c, self.workdir = a, b, c, Path(workdir)
         self.env_file = self.workdir / "quant-platform" / ".env"
         self.inventory = self.workdir / "hosts.yml"
         self.inventory.write_text(yaml.safe_dump({"all": {"children": {"quant_db": {
             "children": {"db_primary": {"hosts": {"pg_a": _host(a)}},
-                         "db_replica": {"hosts": {"pg_b": _host(b), "pg_gone": GONE}}},
+                         "db_replica": {"hosts": {"pg_b": _host(b), "pg_c": _host(c), "pg_gone": GONE}}},
             "vars": {"quant_db_replication_password": REPLICATION_PASSWORD,
                      "quant_db_app_password": "app-secret", "quant_database_env_path": str(self.env_file),
                      }}}}}))
@@ -156,19 +156,22 @@ def pair():
     if os.geteuid() != 0:
         pytest.skip("the fixture hands the clusters to the postgres user: run as root")
     a = _make_primary()
-    b = None
+    b = c = None
     workdir = tempfile.mkdtemp(prefix="quant-failover-")
     try:
         _sql(a, "CREATE ROLE replicator LOGIN REPLICATION PASSWORD '%s'" % REPLICATION_PASSWORD.replace("'", "''"))
-        _sql(a, "SELECT pg_create_physical_replication_slot('quant_replica_pg_b', true)")
+        for name in ("pg_b", "pg_c"):
+            _sql(a, "SELECT pg_create_physical_replication_slot('quant_replica_%s', true)" % name)
         _sql(a, "CREATE DATABASE %s" % DB)
         _sql(a, "CREATE TABLE trades (id int PRIMARY KEY, note text NOT NULL)", DB)
         _sql(a, "INSERT INTO trades SELECT g, 'before failover ' || g FROM generate_series(1, 1000) g", DB)
         b = _make_standby(a)
-        _wait(lambda: _sql(b, "SELECT count(*) FROM trades", DB) == [(1000,)], "pg_b to replay the rows")
-        yield Pair(a, b, workdir)
+        c = _make_standby(a, "pg_c")
+        for standby in (b, c):
+            _wait(lambda s=standby: _sql(s, "SELECT count(*) FROM trades", DB) == [(1000,)], "the standbys to replay")
+        yield Pair(a, b, c, workdir)
     finally:
-        for server in (b, a):
+        for server in (c, b, a):
             if server is not None:
                 stop_cluster(server)
         subprocess.run(["rm", "-rf", workdir], check=False)
@@ -177,7 +180,9 @@ def pair():
 
 def test_check_mode_and_refusals_change_nothing(pair):
     check = ok(pair.play("playbooks/promote.yml", "--check", promote_host="pg_b", promote_force="yes"))
-    assert "Stop and fence: pg_a" in check.stdout and "pg_gone: unreachable" in check.stdout, check.stdout[-4000:]
+    text = " ".join(check.stdout.split())
+    for line in ("Stop and fence: pg_a", "Repoint to pg_b: pg_c", "pg_gone: unreachable"):
+        assert line in text, check.stdout[-4000:]
     refused = pair.play("playbooks/promote.yml", promote_host="pg_b", promote_confirm="yes")
     assert refused.rc != 0 and "pg_a still runs as a primary" in refused.stdout, refused.stdout[-4000:]
     unconfirmed = pair.play("playbooks/promote.yml", promote_host="pg_b", promote_force="yes")
@@ -198,6 +203,10 @@ def test_promote_fences_the_old_primary_and_the_new_one_takes_writes(pair):
     assert (pair.a.datadir / "standby.signal").exists()
     assert "rejoin_host=pg_a" in (pair.a.datadir / "quant_fenced.txt").read_text()
     _sql(pair.b, "INSERT INTO trades VALUES (1001, 'after failover')", DB)
+    # pg_c now streams from pg_b through its own slot there, and gets the new row.
+    senders = _sql(pair.b, "SELECT application_name, state FROM pg_stat_replication")
+    assert senders == [("quant_replica_pg_c", "streaming")]
+    _wait(lambda: _sql(pair.c, "SELECT count(*) FROM trades", DB) == [(1001,)], "pg_c to replay the new row")
     env = pair.env_file.read_text()
     assert "POSTGRES_HOST=127.0.0.1" in env and "POSTGRES_PORT=%d" % pair.b.port in env, env
     assert "POSTGRES_PASSWORD=app-secret" in env and oct(pair.env_file.stat().st_mode & 0o777) == "0o600"
@@ -222,8 +231,8 @@ def test_rejoin_rewinds_the_old_primary_into_a_streaming_replica(pair):
     assert "pg_rewind (rc 0)" in out.stdout, out.stdout[-4000:]
     receiver = _sql(pair.a, "SELECT pg_is_in_recovery(), (SELECT status FROM pg_stat_wal_receiver)")
     assert receiver == [(True, "streaming")]
-    senders = _sql(pair.b, "SELECT application_name, state FROM pg_stat_replication")
-    assert senders == [("quant_replica_pg_a", "streaming")]
+    senders = _sql(pair.b, "SELECT application_name, state FROM pg_stat_replication ORDER BY 1")
+    assert senders == [("quant_replica_pg_a", "streaming"), ("quant_replica_pg_c", "streaming")]
     assert _sql(pair.b, "SELECT active FROM pg_replication_slots WHERE slot_name = 'quant_replica_pg_a'") == [(True,)]
     _sql(pair.b, "INSERT INTO trades VALUES (1002, 'after rejoin')", DB)
     _wait(lambda: _sql(pair.a, "SELECT count(*) FROM trades", DB) == [(1002,)], "pg_a to replay the new rows")
