@@ -132,12 +132,17 @@ def _probe(probes, host):
         "standby": bool(probe.get("standby", False)),
         "receiver": str(probe.get("receiver") or ""),
         "fenced": bool(probe.get("fenced", False)),
+        # A server runs (pg_ctl status) but refused or failed the probe's query.
+        "silent": bool(probe.get("silent", False)),
+        "error": str(probe.get("error") or ""),
     }
 
 
 def _state(probe):
     if not probe["reachable"]:
         return "unreachable"
+    if probe["silent"]:
+        return "running but not answering (%s)" % (probe["error"] or "no answer")
     if not probe["running"]:
         return "stopped (fenced)" if probe["fenced"] else "stopped"
     if probe["standby"]:
@@ -154,6 +159,16 @@ def current_primaries(groups, probes, exclude=None):
     """The quant_db hosts whose server runs and is not in recovery (accepts writes)."""
     return [host for host in _hosts(groups, DB_GROUP) if host != exclude
             and _probe(probes, host)["running"] and not _probe(probes, host)["standby"]]
+
+
+def _silent_errors(groups, probes):
+    """A server that runs but did not answer could be a primary that accepts writes: a plan
+    that took it for stopped could make a second primary, so none is made until it answers."""
+    return ["%s runs a PostgreSQL server (pg_ctl status) that did not answer the probe (%s): whether it "
+            "accepts writes is unknown, so nothing was changed. Let the admin connect to it again "
+            "(pg_hba.conf, the server's log) or stop it, then run again"
+            % (host, _probe(probes, host)["error"] or "no answer")
+            for host in _hosts(groups, DB_GROUP) if _probe(probes, host)["silent"]]
 
 
 def _required_host(groups, name, option):
@@ -177,11 +192,11 @@ def failover_plan(groups, probes, promote_host, force=False):
                   start again as a primary by itself): marked so they start read-only
       repoint     running standbys (besides promote_host) that must stream from promote_host
     """
-    errors = []
+    errors = _silent_errors(groups, probes)
     missing = _required_host(groups, promote_host, "promote_host")
     if missing:
         return {"primary": None, "promote": False, "fence_stop": [], "fence_mark": [], "repoint": [],
-                "errors": [missing], "summary": describe(groups, probes)}
+                "errors": [*errors, missing], "summary": describe(groups, probes)}
     me = _probe(probes, promote_host)
     others = [host for host in _hosts(groups, DB_GROUP) if host != promote_host]
     if not me["reachable"] or not me["running"]:
@@ -215,10 +230,10 @@ def rejoin_plan(groups, probes, rejoin_host):
     Returns {primary, rejoin, errors, summary}: primary is the one running primary other than
     rejoin_host; rejoin is false when rejoin_host already streams as a standby (nothing to do).
     """
-    errors = []
+    errors = _silent_errors(groups, probes)
     missing = _required_host(groups, rejoin_host, "rejoin_host")
     if missing:
-        return {"primary": None, "rejoin": False, "errors": [missing], "summary": describe(groups, probes)}
+        return {"primary": None, "rejoin": False, "errors": [*errors, missing], "summary": describe(groups, probes)}
     me = _probe(probes, rejoin_host)
     primaries = current_primaries(groups, probes, exclude=rejoin_host)
     if not me["reachable"]:

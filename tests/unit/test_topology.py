@@ -236,6 +236,23 @@ def test_rejoin_host_must_be_reachable_and_known():
     assert "rejoin_host is required" in rejoin_plan(TWO, {}, None)["errors"][0]
 
 
+SILENT = {"reachable": True, "running": False, "silent": True, "error": "FATAL:  no pg_hba.conf entry"}
+
+
+def test_a_running_server_that_does_not_answer_is_never_taken_for_stopped():
+    # db1 may still be a primary taking writes: no promotion, forced or not, and no fencing mark.
+    for force in (False, True):
+        plan = failover_plan(TWO, {"db1": SILENT, "db2": STREAMING}, "db2", force=force)
+        assert len(plan["errors"]) == 1, plan["errors"]
+        assert plan["errors"][0].startswith("db1 runs a PostgreSQL server (pg_ctl status) that did not answer "
+                                            "the probe (FATAL:  no pg_hba.conf entry)")
+    assert "db1: running but not answering (FATAL:  no pg_hba.conf entry)" in plan["summary"]
+    rejoin = rejoin_plan(TWO, {"db1": STREAMING, "db2": SILENT}, "db1")
+    assert any(error.startswith("db2 runs a PostgreSQL server") for error in rejoin["errors"])
+    named = failover_plan(TWO, {"db1": SILENT}, "db9")["errors"]
+    assert len(named) == 2 and "promote_host=db9" in named[1]
+
+
 def test_conninfo_quotes_every_value_and_leaves_out_empty_ones():
     text = conninfo({"host": "10.0.0.1", "port": 5432, "password": "it's a \\secret", "sslmode": ""})
     assert text == "host='10.0.0.1' port='5432' password='it\\'s a \\\\secret'"
