@@ -194,6 +194,26 @@ def test_check_mode_and_refusals_change_nothing(pair):
     assert not (pair.a.datadir / "standby.signal").exists() and not pair.env_file.exists()
 
 
+def test_a_primary_that_refuses_the_probe_is_not_taken_for_stopped(pair):
+    """pg_a still runs and takes writes but refuses the admin (a pg_hba.conf edit gone wrong): the
+    failed probe must not read as 'stopped', or promote_force would promote pg_b beside it."""
+    hba = pair.a.datadir / "pg_hba.conf"
+    saved = hba.read_text()
+    hba.write_text("local all all reject\n" + saved)
+    pair.a.pg_ctl("reload")
+    try:
+        refused = pair.play("playbooks/promote.yml", promote_host="pg_b", promote_force="yes", promote_confirm="yes")
+        text = " ".join(refused.stdout.split())
+        assert refused.rc != 0, text[-4000:]
+        assert "pg_a runs a PostgreSQL server (pg_ctl status) that did not answer the probe" in text, text[-4000:]
+        assert "pg_a: running but not answering" in text
+    finally:
+        hba.write_text(saved)
+        pair.a.pg_ctl("reload")
+    assert _running(pair.a) and not (pair.a.datadir / "standby.signal").exists()
+    assert _sql(pair.b, "SELECT pg_is_in_recovery()") == [(True,)]
+
+
 def test_promote_fences_the_old_primary_and_the_new_one_takes_writes(pair):
     started = time.monotonic()
     ok(pair.play("playbooks/promote.yml", promote_host="pg_b", promote_force="yes", promote_confirm="yes"))
@@ -240,6 +260,8 @@ def test_rejoin_rewinds_the_old_primary_into_a_streaming_replica(pair):
     with pytest.raises(Exception, match="read-only"):
         _sql(pair.a, "INSERT INTO trades VALUES (1003, 'refused')", DB)
     assert not (pair.a.datadir / "quant_fenced.txt").exists()
+    # The slots pg_a held as the primary survive pg_rewind; left there they would pin WAL on it.
+    assert _sql(pair.a, "SELECT slot_name FROM pg_replication_slots") == []
 
 
 def test_rejoin_again_changes_nothing(pair):
