@@ -152,3 +152,16 @@ def test_macos_needs_brew_user():
 def test_bad_pg_version():
     with pytest.raises(PlatformError, match="invalid PostgreSQL version 'fifteen'"):
         platform_plan("Debian", "Debian", "12", "x86_64", "fifteen")
+
+
+def test_build_image_carries_what_the_role_installs_before_a_build():
+    """scripts/build-images.sh preinstalls the source build's packages in
+    localhost/quant-bookworm-build; if the plan's list grows, the image must too,
+    or the scenarios using it would install the rest themselves, unnoticed."""
+    from pathlib import Path
+
+    script = (Path(__file__).resolve().parents[2] / "scripts" / "build-images.sh").read_text()
+    line = next(ln for ln in script.splitlines() if "postgresql-server-dev-$pg" in ln and "cmake" in ln)
+    listed = set(line.replace("$pg", "15").replace('"', " ").split())
+    plan = platform_plan("Debian", "Debian", "12", "x86_64", 15)
+    assert set(plan["build_packages"] + plan["pg_dev_packages"]) <= listed
