@@ -37,17 +37,21 @@ stage_provision() {
   ansible-playbook -i inventories/dev playbooks/provision.yml || return
   scripts/build-community
 }
-stage_integration() { pytest -q -p no:cacheprovider -m integration tests/integration; }
+# The ten slowest tests are printed: the suite has a time budget (README, Tests).
+stage_integration() { pytest -q -p no:cacheprovider --durations=10 -m integration tests/integration; }
 stage_faults() { scripts/test-faults; }
 # run_stage calls a stage inside `if !`, where bash ignores set -e: a stage of several
 # commands says `|| return` after each, or only its last command would count.
 stage_molecule() {
   scripts/build-images.sh bookworm trixie || return
-  local s failed=()
+  local s start failed=() took=()
   for s in $scenarios; do
     echo "--- molecule scenario $s"
+    start=$SECONDS
     molecule test -s "$s" || failed+=("$s")
+    took+=("$s $((SECONDS - start))s")
   done
+  echo "molecule scenarios: ${took[*]}"
   [ ${#failed[@]} -eq 0 ] || { echo "molecule scenarios failed: ${failed[*]}"; return 1; }
 }
 
