@@ -94,6 +94,16 @@ class PgServer:
         conn.autocommit = autocommit
         return conn
 
+    def query(self, statement, db="postgres"):
+        """One statement on its own autocommit connection: its rows, or None when it returns none."""
+        conn = self.connect(db)
+        try:
+            cur = conn.cursor()
+            cur.execute(statement)
+            return cur.fetchall() if cur.description else None
+        finally:
+            conn.close()
+
     def pg_ctl(self, *args):
         return _as_postgres([str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-w", "-t", "60", *args])
 

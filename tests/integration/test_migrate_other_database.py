@@ -22,13 +22,7 @@ ROLLUPS = "SELECT matviewname, ispopulated FROM pg_matviews WHERE schemaname = '
 
 
 def sql(server, db, statement):
-    conn = server.connect(db)
-    try:
-        cur = conn.cursor()
-        cur.execute(statement)
-        return cur.fetchall() if cur.description else None
-    finally:
-        conn.close()
+    return server.query(statement, db)
 
 
 @pytest.fixture(scope="module")
