@@ -269,3 +269,15 @@ def conninfo(params):
         text = str(value).replace("\\", "\\\\").replace("'", "\\'")
         parts.append("%s='%s'" % (key, text))
     return " ".join(parts)
+
+
+def pgpass_line(user, password):
+    """The replication role's line of a libpq password file: any host, port and database (a
+    standby follows whichever server is promoted), with ':' and '\\' escaped as libpq reads them."""
+    if not user or not password:
+        raise ValueError("a password file line needs the replication user and its password")
+    if any(ch in str(user) + str(password) for ch in "\r\n"):
+        raise ValueError("the replication user or password holds a line break, which a libpq password file cannot hold")
+    fields = [str(user), str(password)]
+    return "*:*:*:" + ":".join(f.replace("\\", "\\\\").replace(":", "\\:") for f in fields)
+

@@ -11,6 +11,7 @@ quant_replica_count_differences  replica counts, primary counts -> the tables th
 quant_failover_plan   groups, probes, promote_host, force -> what promote.yml does, or errors
 quant_rejoin_plan     groups, probes, rejoin_host -> what rejoin.yml does, or errors
 quant_replica_conninfo  dict -> a quoted libpq connection string (primary_conninfo)
+quant_replica_pgpass_line  user, password -> the replication role's password file line
 """
 
 from __future__ import annotations
@@ -100,6 +101,13 @@ def quant_replica_conninfo(params):
     return _load("platform_plan.topology").conninfo(params)
 
 
+def quant_replica_pgpass_line(user, password):
+    try:
+        return _load("platform_plan.topology").pgpass_line(user, password)
+    except ValueError as exc:
+        raise AnsibleFilterError("quant_replica_pgpass_line: %s" % exc) from exc
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -114,4 +122,5 @@ class FilterModule:
             "quant_failover_plan": quant_failover_plan,
             "quant_rejoin_plan": quant_rejoin_plan,
             "quant_replica_conninfo": quant_replica_conninfo,
+            "quant_replica_pgpass_line": quant_replica_pgpass_line,
         }

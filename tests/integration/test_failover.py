@@ -31,7 +31,7 @@ from playbooks_run import run_playbook
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-REPLICATION_PASSWORD = "repl-it's secret"  # a quote and a space: the conninfo quoting is exercised
+REPLICATION_PASSWORD = "repl-it's: se\\cret"  # quote, space, colon, backslash: conninfo and passfile escaping
 DB = "failover_db"
 TIMINGS = {}
 # A third database host that never answers (nothing listens on port 1): a dead host must not
@@ -54,13 +54,7 @@ def _local_conf(base, port, sockdir):
 
 
 def _sql(server, query, db="postgres"):
-    conn = server.connect(db)
-    try:
-        cur = conn.cursor()
-        cur.execute(query)
-        return cur.fetchall() if cur.description else None
-    finally:
-        conn.close()
+    return server.query(query, db)
 
 
 def _running(server):
@@ -114,6 +108,18 @@ def _make_standby(a, name="pg_b"):
     b.pg_ctl("start", "-l", str(base / "server.log"))
     _wait(lambda: _sql(b, "SELECT status FROM pg_stat_wal_receiver") == [("streaming",)], name + " to stream")
     return b
+
+
+def _streams_without_the_password(server):
+    """The role's primary_conninfo names the password file beside the data directory (0600)
+    and never holds the password: pg_basebackup and pg_rewind copy the data directory."""
+    auto = (server.datadir / "postgresql.auto.conf").read_text()
+    assert "cret" not in auto, auto
+    # The conninfo's own quotes, doubled inside the setting's quotes.
+    assert "passfile=''%s''" % (server.base / "quant_replication.pgpass") in auto, auto
+    passfile = server.base / "quant_replication.pgpass"
+    assert oct(passfile.stat().st_mode & 0o777) == "0o600"
+    assert passfile.read_text() == "*:*:*:replicator:repl-it's\\: se\\\\cret\n"
 
 
 def _host(server, python="/usr/bin/python3"):
@@ -227,6 +233,7 @@ def test_promote_fences_the_old_primary_and_the_new_one_takes_writes(pair):
     senders = _sql(pair.b, "SELECT application_name, state FROM pg_stat_replication")
     assert senders == [("quant_replica_pg_c", "streaming")]
     _wait(lambda: _sql(pair.c, "SELECT count(*) FROM trades", DB) == [(1001,)], "pg_c to replay the new row")
+    _streams_without_the_password(pair.c)
     env = pair.env_file.read_text()
     assert "POSTGRES_HOST=127.0.0.1" in env and "POSTGRES_PORT=%d" % pair.b.port in env, env
     assert "POSTGRES_PASSWORD=app-secret" in env and oct(pair.env_file.stat().st_mode & 0o777) == "0o600"
@@ -262,6 +269,7 @@ def test_rejoin_rewinds_the_old_primary_into_a_streaming_replica(pair):
     assert not (pair.a.datadir / "quant_fenced.txt").exists()
     # The slots pg_a held as the primary survive pg_rewind; left there they would pin WAL on it.
     assert _sql(pair.a, "SELECT slot_name FROM pg_replication_slots") == []
+    _streams_without_the_password(pair.a)
 
 
 def test_rejoin_again_changes_nothing(pair):
@@ -292,5 +300,6 @@ def test_rejoin_without_common_history_needs_the_basebackup_fallback(pair):
     assert _sql(a, "SELECT pg_is_in_recovery(), (SELECT status FROM pg_stat_wal_receiver)") == [(True, "streaming")]
     _sql(pair.b, "INSERT INTO trades VALUES (1003, 'after the copy')", DB)
     _wait(lambda: _sql(a, "SELECT count(*) FROM trades", DB) == [(1003,)], "pg_a to replay the copy's new row")
+    _streams_without_the_password(a)  # pg_basebackup -R would have written it
     again = ok(pair.play("playbooks/rejoin.yml", rejoin_host="pg_a"))
     assert again.changed == 0, again.stdout[-4000:]

@@ -261,3 +261,14 @@ def test_conninfo_quotes_every_value_and_leaves_out_empty_ones():
 def test_failover_filters_are_registered():
     assert {"quant_failover_plan", "quant_rejoin_plan", "quant_replica_conninfo"} <= set(FILTERS)
     assert FILTERS["quant_failover_plan"](TWO, {"db2": STREAMING}, "db2", "yes")["promote"]
+
+
+def test_pgpass_line_escapes_what_libpq_unescapes():
+    from ansible.module_utils.platform_plan.topology import pgpass_line
+
+    assert pgpass_line("replicator", "plain") == "*:*:*:replicator:plain"
+    assert pgpass_line("replicator", "a:b\\c") == "*:*:*:replicator:a\\:b\\\\c"
+    for user, password in (("replicator", ""), ("", "x"), ("replicator", "two\nlines")):
+        with pytest.raises(ValueError, match="password file") as err:
+            pgpass_line(user, password)
+        assert "two" not in str(err.value)  # never the secret itself
