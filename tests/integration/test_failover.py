@@ -278,6 +278,22 @@ def test_rejoin_again_changes_nothing(pair):
     assert "pg_a streams already" in again.stdout
 
 
+def test_the_old_groups_stop_the_replication_stage_on_a_standby_db_primary(pair):
+    """After promote and rejoin the inventory still names pg_a db_primary. site.yml's replication
+    stage (roles/pg_replica on db_primary) must stop there, saying which host to move where,
+    instead of failing later on a read-only write."""
+    playbook = pair.workdir / "replicate.yml"
+    playbook.write_text(yaml.safe_dump([{"name": "Replicate", "hosts": "db_primary", "gather_facts": False,
+                                         "roles": ["pg_replica"]}]))
+    out = pair.play(str(playbook))
+    text = " ".join(out.stdout.split())
+    assert out.rc != 0, text[-4000:]
+    assert "pg_a is the inventory's db_primary but its server is a standby (streaming from 127.0.0.1)" in text, \
+        text[-4000:]
+    assert "put the promoted host in db_primary" in text
+    assert _sql(pair.a, "SELECT pg_is_in_recovery()") == [(True,)]
+
+
 def test_rejoin_without_common_history_needs_the_basebackup_fallback(pair):
     """pg_a replaced by an unrelated cluster (its own initdb): pg_rewind cannot rewind it. Without
     rejoin_allow_basebackup the run stops with pg_rewind's message and leaves the directory alone;
