@@ -9,6 +9,8 @@ of the support matrix without any of those machines.
     archive_command(...)        the archive_command line of postgresql.conf
     restore_options(target)     pgbackrest restore options for a target time or "latest"
     info_summary(info, stanza)  the facts of `pgbackrest info --output=json` the role acts on
+    verify_summary(text, rc)    what `pgbackrest verify --output=text --verbose` found (WAL and backups)
+    validation(state, ...)      the validation report's lines and its critical failures
 """
 
 from __future__ import annotations
@@ -158,6 +160,105 @@ def info_summary(info, stanza, now=None):
         "wal_min": archives[0].get("min") if archives else None,
         "wal_max": archives[-1].get("max") if archives else None,
     }
+
+
+_VERIFY_ARCHIVE = re.compile(r"archiveId: (\S+), total WAL checked: (\d+), total valid WAL: (\d+)")
+_VERIFY_BACKUP = re.compile(r"backup: (\S+), status: ([^,]+),")
+
+
+def verify_summary(text, rc=0):
+    """What `pgbackrest verify --output=text --verbose` reports, for the validation report.
+
+    {ok, status, wal_checked, wal_valid, backups_valid, backups_invalid: [label (status)], detail}.
+    ok needs rc 0, 'status: ok', every checked WAL file valid and every backup valid: a WAL
+    file missing, truncated or with a bad checksum breaks the archive's continuity.
+    """
+    text = text or ""
+    status = re.search(r"^status: (\S+)", text, re.M)
+    archives = _VERIFY_ARCHIVE.findall(text)
+    backups = _VERIFY_BACKUP.findall(text)
+    checked = sum(int(a[1]) for a in archives)
+    valid = sum(int(a[2]) for a in archives)
+    invalid = ["%s (%s)" % (label, state.strip()) for label, state in backups if state.strip() != "valid"]
+    summary = {
+        "status": status.group(1) if status else "unknown",
+        "wal_checked": checked,
+        "wal_valid": valid,
+        "backups_valid": sum(1 for _label, state in backups if state.strip() == "valid"),
+        "backups_invalid": invalid,
+    }
+    summary["ok"] = rc == 0 and summary["status"] == "ok" and checked == valid and not invalid
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    summary["detail"] = "" if summary["ok"] else "; ".join(lines[-6:])[:1000]
+    return summary
+
+
+def _verify_line(verify):
+    if verify is None:
+        return "not checked (pg_pitr_validate_verify: false)"
+    if verify["ok"]:
+        return "ok (pgbackrest verify: %d WAL files, all valid; %d backups valid)" % (
+            verify["wal_checked"], verify["backups_valid"])
+    return "BROKEN (pgbackrest verify: status %s, %d of %d WAL files valid%s): %s" % (
+        verify["status"], verify["wal_valid"], verify["wal_checked"],
+        (", invalid backups " + ", ".join(verify["backups_invalid"])) if verify["backups_invalid"] else "",
+        verify["detail"])
+
+
+def _failures(state, max_age_hours):
+    info, archiver, verify = state["info"], state.get("archiver") or {}, state.get("verify")
+    out = []
+    if not info["exists"]:
+        out.append("stanza missing (%s%s)" % (info["status"], "; " + state["info_error"] if state.get("info_error")
+                                              else ""))
+    elif info["last"] is None:
+        out.append("no backup in the repository")
+    elif info["last"]["age_seconds"] > float(max_age_hours) * 3600:
+        out.append("newest backup %s is %.1f h old (limit %s h)" % (
+            info["last"]["label"], info["last"]["age_seconds"] / 3600.0, max_age_hours))
+    if archiver.get("archive_mode", "on") == "off":
+        out.append("archive_mode is off: no WAL is archived")
+    if archiver.get("failing"):
+        out.append("WAL archiving is failing since %s (segment %s)" % (
+            archiver.get("last_failed_time"), archiver.get("last_failed_wal")))
+    if verify is not None and not verify["ok"]:
+        out.append("the archive or a backup is broken (pgbackrest verify)")
+    if state.get("check_ran") and not state.get("check_ok"):
+        out.append("pgbackrest check failed: %s" % (state.get("check_error") or "no output")[:500])
+    return out
+
+
+def validation(state, stanza, max_age_hours):
+    """The validation report of one stanza: {set_up, lines, failures}; any failure is critical.
+
+    state: set_up (pgbackrest.conf present or archive_mode not off), config_file, info (an
+    info_summary), info_error, archiver (a pg_stat_archiver row plus archive_mode), verify (a
+    verify_summary, or None when not run), check_ran, check_ok, check_error.
+    """
+    if not state.get("set_up"):
+        return {"set_up": False, "failures": [], "lines": [
+            "pgBackRest: not set up on this host yet (no %s, archive_mode off): playbooks/pitr.yml "
+            "(site.yml's pitr stage, after this one on a first run) sets it up" % state.get("config_file")]}
+    info, archiver = state["info"], state.get("archiver") or {}
+    last = info["last"]
+    lines = [
+        "stanza %s: %s, %d backups (%d full)" % (
+            stanza, "exists" if info["exists"] else "MISSING (%s)" % info["status"], info["backups"],
+            info["full_backups"]),
+        "last backup: %s" % ("%s (%s), %.1f h old" % (last["label"], last["type"], last["age_seconds"] / 3600.0)
+                             if last else "none"),
+        "archived WAL: %s .. %s; continuity: %s" % (info["wal_min"] or "none", info["wal_max"] or "none",
+                                                   _verify_line(state.get("verify"))),
+        "archiver: %s archived, %s failed, %s; archive_mode %s" % (
+            archiver.get("archived_count", "?"), archiver.get("failed_count", "?"),
+            "FAILING since %s" % archiver.get("last_failed_time") if archiver.get("failing") else "not failing",
+            archiver.get("archive_mode", "?")),
+        "pgbackrest check: %s" % ("skipped (check mode)" if not state.get("check_ran")
+                                  else "ok" if state.get("check_ok") else "FAILED: %s" % state.get("check_error")),
+    ]
+    failures = _failures(state, max_age_hours)
+    lines.append("critical: %s" % ("; ".join(failures) if failures else "none"))
+    return {"set_up": True, "lines": lines, "failures": failures}
 
 
 def schedule(full_weekday, full_hour, full_minute, diff_hour, diff_minute):

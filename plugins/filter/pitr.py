@@ -5,6 +5,8 @@ quant_pitr_service_commands  platform plan -> argv that stop, start, restart Pos
 quant_pitr_archive_command   archive_command of postgresql.conf
 quant_pitr_restore_options   restore target ('latest' or a time) -> pgbackrest restore options
 quant_pitr_info              `pgbackrest info --output=json` -> what the role acts on for one stanza
+quant_pitr_verify            `pgbackrest verify --output=text --verbose` -> ok, WAL checked/valid, invalid backups
+quant_pitr_validation        probes of tasks_from: validate -> report lines and critical failures
 quant_pitr_schedule          weekly full + daily differential -> systemd OnCalendar and cron days
 """
 
@@ -61,6 +63,14 @@ def quant_pitr_info(info, stanza, now=None):
     return _call("info_summary", info, stanza, now)
 
 
+def quant_pitr_verify(text, rc=0):
+    return _call("verify_summary", text, int(rc))
+
+
+def quant_pitr_validation(state, stanza, max_age_hours):
+    return _call("validation", state, stanza, max_age_hours)
+
+
 def quant_pitr_schedule(full_weekday, full_hour, full_minute, diff_hour, diff_minute):
     return _call("schedule", full_weekday, full_hour, full_minute, diff_hour, diff_minute)
 
@@ -73,5 +83,7 @@ class FilterModule:
             "quant_pitr_archive_command": quant_pitr_archive_command,
             "quant_pitr_restore_options": quant_pitr_restore_options,
             "quant_pitr_info": quant_pitr_info,
+            "quant_pitr_verify": quant_pitr_verify,
+            "quant_pitr_validation": quant_pitr_validation,
             "quant_pitr_schedule": quant_pitr_schedule,
         }

@@ -157,6 +157,7 @@ def test_validation_reports_the_last_backup_and_the_check(pitr, archiving):
     text = " ".join(ok(validate(pitr)).split())
     assert "1 backups (1 full)" in text and "(full), 0.0 h old" in text, text[-3000:]
     assert "pgbackrest check: ok" in text and "not failing" in text
+    assert "continuity: ok (pgbackrest verify:" in text and "critical: none" in text
     stale = validate(pitr, pg_pitr_validate_max_age_hours=0)  # every backup is too old for 0 hours
     assert stale.rc != 0 and "is not healthy" in stale.stdout, stale.stdout[-3000:]
 

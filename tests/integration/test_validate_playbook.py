@@ -24,6 +24,9 @@ def play_vars(server, db, src, mapping, reports, **overrides):
         "migration_validation_remote_report": str(reports / "remote" / "validation.json"),
         "migration_validation_benchmark_runs": 2,
         "migration_validation_expected_chunk_interval": "1 month",
+        # The pgBackRest lines (role pg_pitr) validate the inventory's cluster, not this
+        # throw-away one: tests/integration/test_pitr.py covers them.
+        "pg_pitr_enabled": False,
         **overrides,
     }
 

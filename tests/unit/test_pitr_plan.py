@@ -144,6 +144,30 @@ def test_info_names_the_newest_backup_and_its_age():
     assert (summary["wal_min"], summary["wal_max"]) == ("000000010000000000000001", "000000010000000000000009")
 
 
+VERIFY_OK = """stanza: quant
+status: ok
+  archiveId: 15-1, total WAL checked: 3, total valid WAL: 3
+    missing: 0, checksum invalid: 0, size invalid: 0, other: 0
+  backup: 20261204-212554F, status: valid, total files checked: 1764, total valid files: 1764
+    missing: 0, checksum invalid: 0, size invalid: 0, other: 0
+"""
+
+
+def test_verify_of_a_consistent_repository():
+    summary = pitr.verify_summary(VERIFY_OK, 0)
+    assert summary == {"ok": True, "status": "ok", "wal_checked": 3, "wal_valid": 3, "backups_valid": 1,
+                       "backups_invalid": [], "detail": ""}
+
+
+def test_verify_finds_a_bad_wal_file_or_backup():
+    bad_wal = VERIFY_OK.replace("status: ok", "status: error").replace("total valid WAL: 3", "total valid WAL: 2")
+    summary = pitr.verify_summary(bad_wal, 1)
+    assert not summary["ok"] and summary["wal_valid"] == 2 and "status: error" in summary["detail"]
+    bad_backup = VERIFY_OK.replace("status: valid", "status: invalid")
+    assert pitr.verify_summary(bad_backup, 0)["backups_invalid"] == ["20261204-212554F (invalid)"]
+    assert not pitr.verify_summary("", 0)["ok"]  # nothing reported is not a proof
+
+
 def test_schedule_full_on_its_day_diff_on_the_others():
     cal = pitr.schedule("Sun", "1", "15", "1", "15")
     assert cal["full"] == "Sun *-*-* 01:15:00"
@@ -156,7 +180,8 @@ def test_schedule_full_on_its_day_diff_on_the_others():
 
 def test_filters_wire_the_functions():
     assert set(FILTERS) == {"quant_pitr_plan", "quant_pitr_service_commands", "quant_pitr_archive_command",
-                            "quant_pitr_restore_options", "quant_pitr_info", "quant_pitr_schedule"}
+                            "quant_pitr_restore_options", "quant_pitr_info", "quant_pitr_schedule",
+                            "quant_pitr_verify", "quant_pitr_validation"}
     assert FILTERS["quant_pitr_plan"](mac())["package_manager"] == "homebrew"
     assert FILTERS["quant_pitr_restore_options"]("latest", True) == ["--delta", "--type=default"]
     assert FILTERS["quant_pitr_info"](TWO_BACKUPS, "quant")["backups"] == 2
@@ -165,3 +190,42 @@ def test_filters_wire_the_functions():
 def test_filter_errors_are_ansible_errors():
     with pytest.raises(AnsibleFilterError, match="quant_pitr: restore target 'soon'"):
         FILTERS["quant_pitr_restore_options"]("soon")
+
+
+def _state(**extra):
+    state = {"set_up": True, "config_file": "/etc/pgbackrest/pgbackrest.conf",
+             "info": pitr.info_summary(TWO_BACKUPS, "quant", now=1764465330 + 3600), "info_error": "",
+             "archiver": {"archived_count": 9, "failed_count": 0, "failing": False, "archive_mode": "on"},
+             "verify": pitr.verify_summary(VERIFY_OK, 0), "check_ran": True, "check_ok": True, "check_error": ""}
+    state.update(extra)
+    return state
+
+
+def test_validation_of_a_healthy_stanza_has_no_failure():
+    report = pitr.validation(_state(), "quant", 36)
+    assert report["failures"] == [] and report["set_up"]
+    text = "\n".join(report["lines"])
+    assert "2 backups (1 full)" in text and "(diff), 1.0 h old" in text
+    assert "continuity: ok (pgbackrest verify: 3 WAL files, all valid" in text
+    assert "not failing" in text and "pgbackrest check: ok" in text and "critical: none" in text
+
+
+def test_validation_of_a_host_never_set_up_reports_without_failing():
+    report = pitr.validation(_state(set_up=False), "quant", 36)
+    assert report["failures"] == [] and not report["set_up"] and "not set up" in report["lines"][0]
+
+
+def test_validation_failures_are_each_named():
+    failing = {"archived_count": 9, "failed_count": 4, "failing": True, "archive_mode": "on",
+               "last_failed_time": "2026-12-04 21:00:00+00", "last_failed_wal": "000000010000000000000010"}
+    report = pitr.validation(_state(archiver=failing, check_ok=False, check_error="ERROR: [082]: timeout",
+                                    verify=pitr.verify_summary("status: error", 1)), "quant", 0.5)
+    text = "; ".join(report["failures"])
+    assert "is 1.0 h old (limit 0.5 h)" in text and "failing since 2026-12-04 21:00:00+00" in text
+    assert "pgbackrest verify" in text and "check failed: ERROR: [082]: timeout" in text
+    assert "FAILING since" in "\n".join(report["lines"])
+    missing = pitr.validation(_state(info=pitr.info_summary(MISSING, "quant"), verify=None, check_ran=False),
+                              "quant", 36)
+    assert missing["failures"] == ["stanza missing (missing stanza path)"]
+    assert "not checked" in "\n".join(missing["lines"]) and "skipped (check mode)" in "\n".join(missing["lines"])
+
