@@ -315,3 +315,41 @@ def test_each_playbook_on_its_own_connects_as_site(playbook):
     # site.yml runs this very file, passing nothing that moves the connection.
     if playbook in imported:
         assert not connection_vars(imported[playbook].get("vars")), playbook
+
+
+PITR_PASSPHRASE_PLAY = """
+- name: Resolve the pgBackRest passphrase
+  hosts: quant_db
+  gather_facts: false
+  tasks:
+    - name: Check the passphrase without showing it
+      ansible.builtin.assert:
+        that: pg_pitr_cipher_passphrase | default('') | length >= 32
+        quiet: true
+      no_log: true
+    - name: Say which hosts encrypt
+      ansible.builtin.debug:
+        msg: "pitr-encrypted {{ pg_pitr_cipher_passphrase | default('') | length > 0 }}"
+"""
+
+
+def test_prod_maps_the_pgbackrest_passphrase_from_the_vault_and_never_shows_it(tmp_path):
+    """vault_pg_pitr_cipher_passphrase (example vault) becomes pg_pitr_cipher_passphrase in prod
+    (issue 18); the dev inventory leaves the repository unencrypted."""
+    play = tmp_path / "passphrase.yml"
+    play.write_text(PITR_PASSPHRASE_PLAY)
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    vault = ["--vault-password-file", "inventories/prod/vault-password.example"]
+    secret = yaml.safe_load(subprocess.run(
+        [str(Path(sys.executable).with_name("ansible-vault")), "view", *vault,
+         "inventories/prod/group_vars/quant_db/vault.yml"], cwd=ROOT, env=env, capture_output=True, text=True,
+        check=True).stdout)["vault_pg_pitr_cipher_passphrase"]
+    prod = subprocess.run([ANSIBLE_PLAYBOOK, "-i", "inventories/prod", *vault, str(play), "-v", "--diff",
+                           "--connection", "local", "-e", "ansible_python_interpreter=" + sys.executable,
+                           "-e", "ansible_become=false"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          check=False)
+    assert prod.returncode == 0, prod.stdout[-3000:]
+    assert prod.stdout.count("pitr-encrypted True") == 2
+    assert secret not in prod.stdout + prod.stderr
+    dev_vars = yaml.safe_load((ROOT / "inventories" / "dev" / "group_vars" / "quant_db.yml").read_text())
+    assert "pg_pitr_cipher_passphrase" not in dev_vars  # dev: the role's default, no encryption
