@@ -11,6 +11,7 @@ of the support matrix without any of those machines.
     info_summary(info, stanza)  the facts of `pgbackrest info --output=json` the role acts on
     verify_summary(text, rc)    what `pgbackrest verify --output=text --verbose` found (WAL and backups)
     validation(state, ...)      the validation report's lines and its critical failures
+    restore_offer(...)          what the corruption rollback tells about point-in-time recovery
 """
 
 from __future__ import annotations
@@ -150,7 +151,11 @@ def info_summary(info, stanza, now=None):
         last = {"label": newest.get("label"), "type": newest.get("type"), "stop": stop,
                 "age_seconds": max(0, int(now - stop))}
     archives = [a for a in (item or {}).get("archive") or [] if a.get("min") or a.get("max")]
+    dbs = sorted((item or {}).get("db") or [], key=lambda d: d.get("id", 0))
     return {
+        # The newest cluster the stanza backs up (a stanza upgraded with stanza-upgrade lists several).
+        "system_id": str(dbs[-1].get("system-id")) if dbs else None,
+        "first_stop": min(int((b.get("timestamp") or {}).get("stop", 0)) for b in backups) if backups else None,
         "exists": item is not None and code != 1,
         "status_code": code,
         "status": status.get("message", "stanza not listed" if item is None else ""),
@@ -259,6 +264,43 @@ def validation(state, stanza, max_age_hours):
     failures = _failures(state, max_age_hours)
     lines.append("critical: %s" % ("; ".join(failures) if failures else "none"))
     return {"set_up": True, "lines": lines, "failures": failures}
+
+
+def _utc(epoch):
+    return datetime.datetime.fromtimestamp(int(epoch), datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S+00")
+
+
+def restore_offer(info, stanza, system_id, archiver, inventory_dir=""):
+    """What the corruption rollback says about point-in-time recovery: {available, lines}.
+
+    Offered only when the stanza has a backup of this very cluster (pgBackRest's system-id equals
+    the server's pg_control_system().system_identifier): the inventory's pgbackrest.conf may
+    describe another cluster than the one being rolled back. archiver: last_archived_wal and
+    last_archived_time of pg_stat_archiver (the newest point a restore reaches).
+    """
+    summary = info_summary(info, stanza)
+    if not summary["exists"] or not summary["backups"]:
+        return {"available": False, "lines": ["point-in-time recovery: not offered (pgBackRest stanza %s: %s)" % (
+            stanza, "no backup" if summary["exists"] else summary["status"])]}
+    if summary["system_id"] and system_id and str(system_id) != summary["system_id"]:
+        return {"available": False, "lines": [
+            "point-in-time recovery: not offered (pgBackRest stanza %s backs up another cluster: system id %s, "
+            "this server %s)" % (stanza, summary["system_id"], system_id)]}
+    archiver = archiver or {}
+    newest = archiver.get("last_archived_time") or _utc(summary["last"]["stop"])
+    inventory = " -i %s" % inventory_dir if inventory_dir else ""
+    return {"available": True, "lines": [
+        "point-in-time recovery is available instead of this dump (pgBackRest stanza %s, %d backups): any moment "
+        "from %s to about %s (the newest archived WAL segment %s; target latest replays all of it)" % (
+            stanza, summary["backups"], _utc(summary["first_stop"]), newest,
+            archiver.get("last_archived_wal") or summary["wal_max"]),
+        "it restores the whole cluster (every database) to a moment you choose, e.g. just before the corruption, "
+        "and sets the current data directory aside first:",
+        "ansible-playbook%s playbooks/restore_pitr.yml -e \"restore_target_time='%s'\" -e restore_confirm=yes" % (
+            inventory, newest),
+        "to use it instead, answer no at the confirmation (or stop this run); the rollback below restores the "
+        "dump, which may be up to a day old",
+    ]}
 
 
 def schedule(full_weekday, full_hour, full_minute, diff_hour, diff_minute):

@@ -7,6 +7,7 @@ quant_pitr_restore_options   restore target ('latest' or a time) -> pgbackrest r
 quant_pitr_info              `pgbackrest info --output=json` -> what the role acts on for one stanza
 quant_pitr_verify            `pgbackrest verify --output=text --verbose` -> ok, WAL checked/valid, invalid backups
 quant_pitr_validation        probes of tasks_from: validate -> report lines and critical failures
+quant_pitr_restore_offer     info + this server -> the corruption rollback's offer of point-in-time recovery
 quant_pitr_schedule          weekly full + daily differential -> systemd OnCalendar and cron days
 """
 
@@ -71,6 +72,10 @@ def quant_pitr_validation(state, stanza, max_age_hours):
     return _call("validation", state, stanza, max_age_hours)
 
 
+def quant_pitr_restore_offer(info, stanza, system_id, archiver, inventory_dir=""):
+    return _call("restore_offer", info, stanza, system_id, archiver, inventory_dir)
+
+
 def quant_pitr_schedule(full_weekday, full_hour, full_minute, diff_hour, diff_minute):
     return _call("schedule", full_weekday, full_hour, full_minute, diff_hour, diff_minute)
 
@@ -85,5 +90,6 @@ class FilterModule:
             "quant_pitr_info": quant_pitr_info,
             "quant_pitr_verify": quant_pitr_verify,
             "quant_pitr_validation": quant_pitr_validation,
+            "quant_pitr_restore_offer": quant_pitr_restore_offer,
             "quant_pitr_schedule": quant_pitr_schedule,
         }

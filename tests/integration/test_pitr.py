@@ -162,6 +162,22 @@ def test_validation_reports_the_last_backup_and_the_check(pitr, archiving):
     assert stale.rc != 0 and "is not healthy" in stale.stdout, stale.stdout[-3000:]
 
 
+def test_corruption_rollback_offers_pitr_for_this_cluster(pitr, archiving):
+    """The corruption rollback names the restorable window and the restore_pitr.yml command before
+    its confirmation (unconfirmed here: nothing is restored)."""
+    sys_id = pitr.sql("SELECT system_identifier::text FROM pg_control_system()", db="postgres")[0][0]
+    assert pitr.info()["db"][-1]["system-id"] == int(sys_id)
+    base = pitr.base
+    out = pitr.play("playbooks/rollback.yml", rollback_scenario="corruption", pg_backup_dir=str(base / "dumps"),
+                    pg_backup_os_user="root", pg_backup_script_path=str(base / "quant-pg-backup"),
+                    pg_backup_db="postgres")
+    text = " ".join(out.stdout.split())
+    assert out.rc != 0 and "Not confirmed" in text, text[-3000:]  # no terminal: nothing happens
+    assert "point-in-time recovery is available instead of this dump (pgBackRest stanza %s" % STANZA in text, text
+    assert "playbooks/restore_pitr.yml -e \"restore_target_time=" in text
+    assert text.index("point-in-time recovery is available") < text.index("Not confirmed")
+
+
 def test_restore_needs_confirmation_and_a_readable_target(pitr, archiving):
     datadir = pitr.server.datadir
     before = sorted(p.name for p in datadir.parent.iterdir())

@@ -181,7 +181,8 @@ def test_schedule_full_on_its_day_diff_on_the_others():
 def test_filters_wire_the_functions():
     assert set(FILTERS) == {"quant_pitr_plan", "quant_pitr_service_commands", "quant_pitr_archive_command",
                             "quant_pitr_restore_options", "quant_pitr_info", "quant_pitr_schedule",
-                            "quant_pitr_verify", "quant_pitr_validation"}
+                            "quant_pitr_verify", "quant_pitr_validation",
+                            "quant_pitr_restore_offer"}
     assert FILTERS["quant_pitr_plan"](mac())["package_manager"] == "homebrew"
     assert FILTERS["quant_pitr_restore_options"]("latest", True) == ["--delta", "--type=default"]
     assert FILTERS["quant_pitr_info"](TWO_BACKUPS, "quant")["backups"] == 2
@@ -229,3 +230,23 @@ def test_validation_failures_are_each_named():
     assert missing["failures"] == ["stanza missing (missing stanza path)"]
     assert "not checked" in "\n".join(missing["lines"]) and "skipped (check mode)" in "\n".join(missing["lines"])
 
+
+def test_restore_offer_names_the_window_and_the_command():
+    info = [dict(TWO_BACKUPS[0], db=[{"id": 1, "system-id": 7642011472967116994, "version": "15"}])]
+    archiver = {"last_archived_wal": "000000010000000000000009", "last_archived_time": "2025-11-30 02:00:00+00"}
+    offer = pitr.restore_offer(info, "quant", "7642011472967116994", archiver, "/srv/inventories/prod")
+    assert offer["available"]
+    text = "\n".join(offer["lines"])
+    assert "any moment from 2025-11-29 01:16:00+00 to about 2025-11-30 02:00:00+00" in text
+    assert "segment 000000010000000000000009" in text
+    assert ("ansible-playbook -i /srv/inventories/prod playbooks/restore_pitr.yml "
+            "-e \"restore_target_time='2025-11-30 02:00:00+00'\" -e restore_confirm=yes") in text
+
+
+def test_restore_offer_only_for_this_cluster_with_a_backup():
+    info = [dict(TWO_BACKUPS[0], db=[{"id": 1, "system-id": 111, "version": "15"}])]
+    other = pitr.restore_offer(info, "quant", "222", {})
+    assert not other["available"] and "another cluster: system id 111, this server 222" in other["lines"][0]
+    missing = pitr.restore_offer(MISSING, "quant", "222", {})
+    assert not missing["available"] and "missing stanza path" in missing["lines"][0]
+    assert not pitr.restore_offer([], "quant", "222", {})["available"]
