@@ -84,12 +84,13 @@ def ok(out):
 
 
 @contextmanager
-def prepared_cluster():
+def prepared_cluster(extra_conf=""):
     """A throw-away cluster prepared like a packaged one: conf.d included, and the database
-    superuser reachable over the socket by the OS users root and postgres (peer, mapped)."""
+    superuser reachable over the socket by the OS users root and postgres (peer, mapped).
+    extra_conf: settings after the test cluster's own (scripts/bench-pitr turns fsync back on)."""
     if shutil.which("pgbackrest") is None:
         pytest.fail("pgbackrest is not installed (scripts/bootstrap.sh --test installs it)")
-    with running_cluster() as server:
+    with running_cluster(extra_conf) as server:
         if not server.has_timescaledb:
             pytest.fail("TimescaleDB is not installed for this PostgreSQL (make provision-local)")
         _as_postgres(["mkdir", "-m", "0755", str(server.datadir / "conf.d")])
