@@ -210,7 +210,16 @@ def _verify_line(verify):
         verify["detail"])
 
 
-def _failures(state, max_age_hours):
+def _stale(state, max_age_hours):
+    """The newest backup's age when it is past the limit, else None."""
+    last = state["info"]["last"]
+    if last is not None and last["age_seconds"] > float(max_age_hours) * 3600:
+        return "newest backup %s is %.1f h old (limit %s h)" % (last["label"], last["age_seconds"] / 3600.0,
+                                                                max_age_hours)
+    return None
+
+
+def _failures(state, max_age_hours, stale_severity):
     info, archiver, verify = state["info"], state.get("archiver") or {}, state.get("verify")
     out = []
     if not info["exists"]:
@@ -218,9 +227,8 @@ def _failures(state, max_age_hours):
                                               else ""))
     elif info["last"] is None:
         out.append("no backup in the repository")
-    elif info["last"]["age_seconds"] > float(max_age_hours) * 3600:
-        out.append("newest backup %s is %.1f h old (limit %s h)" % (
-            info["last"]["label"], info["last"]["age_seconds"] / 3600.0, max_age_hours))
+    elif stale_severity == "critical" and _stale(state, max_age_hours):
+        out.append(_stale(state, max_age_hours))
     if archiver.get("archive_mode", "on") == "off":
         out.append("archive_mode is off: no WAL is archived")
     if archiver.get("failing"):
@@ -233,8 +241,11 @@ def _failures(state, max_age_hours):
     return out
 
 
-def validation(state, stanza, max_age_hours):
+def validation(state, stanza, max_age_hours, stale_severity="critical"):
     """The validation report of one stanza: {set_up, lines, failures}; any failure is critical.
+
+    stale_severity: critical (a newest backup older than max_age_hours is a failure) or
+    warning (it is only reported: a host whose scheduler never fires, like the dev machine).
 
     state: set_up (pgbackrest.conf present or archive_mode not off), config_file, info (an
     info_summary), info_error, archiver (a pg_stat_archiver row plus archive_mode), verify (a
@@ -261,7 +272,11 @@ def validation(state, stanza, max_age_hours):
         "pgbackrest check: %s" % ("skipped (check mode)" if not state.get("check_ran")
                                   else "ok" if state.get("check_ok") else "FAILED: %s" % state.get("check_error")),
     ]
-    failures = _failures(state, max_age_hours)
+    if stale_severity not in ("critical", "warning"):
+        raise PitrError("stale backup severity '%s': expected critical or warning" % stale_severity)
+    failures = _failures(state, max_age_hours, stale_severity)
+    if stale_severity == "warning" and _stale(state, max_age_hours):
+        lines.append("WARNING: %s (pg_pitr_validate_stale_severity: warning)" % _stale(state, max_age_hours))
     lines.append("critical: %s" % ("; ".join(failures) if failures else "none"))
     return {"set_up": True, "lines": lines, "failures": failures}
 

@@ -68,8 +68,8 @@ def quant_pitr_verify(text, rc=0):
     return _call("verify_summary", text, int(rc))
 
 
-def quant_pitr_validation(state, stanza, max_age_hours):
-    return _call("validation", state, stanza, max_age_hours)
+def quant_pitr_validation(state, stanza, max_age_hours, stale_severity="critical"):
+    return _call("validation", state, stanza, max_age_hours, stale_severity)
 
 
 def quant_pitr_restore_offer(info, stanza, system_id, archiver, inventory_dir=""):

@@ -211,6 +211,16 @@ def test_validation_of_a_healthy_stanza_has_no_failure():
     assert "not failing" in text and "pgbackrest check: ok" in text and "critical: none" in text
 
 
+def test_a_stale_backup_is_critical_or_only_a_warning():
+    assert pitr.validation(_state(), "quant", 0.5)["failures"] == [
+        "newest backup 20261129-011500F_20261130-011500D is 1.0 h old (limit 0.5 h)"]
+    warned = pitr.validation(_state(), "quant", 0.5, "warning")
+    assert warned["failures"] == []
+    assert "WARNING: newest backup 20261129-011500F_20261130-011500D is 1.0 h old" in "\n".join(warned["lines"])
+    with pytest.raises(pitr.PitrError, match="severity 'loud'"):
+        pitr.validation(_state(), "quant", 36, "loud")
+
+
 def test_validation_of_a_host_never_set_up_reports_without_failing():
     report = pitr.validation(_state(set_up=False), "quant", 36)
     assert report["failures"] == [] and not report["set_up"] and "not set up" in report["lines"][0]
