@@ -52,6 +52,9 @@ class Pitr:
             "pg_pitr_install": False, "pg_pitr_schedule_enabled": False,
             "pg_pitr_config_file": str(self.conf), "pg_pitr_log_path": str(self.base / "pgbackrest-log"),
             "pg_pitr_repo_path": str(self.repo),
+            # Its own locks: another run of these tests on the machine (same stanza name) must not
+            # make a backup fail with "unable to acquire lock".
+            "pg_pitr_lock_path": str(self.base / "pgbackrest-lock"),
             "pg_pitr_restore_check_db": DB, "pg_pitr_restore_check_roles": [APP_ROLE],
             # Tasks that become postgres cannot run the virtualenv's Python (under /root):
             # the system's has everything the modules need (psycopg2 included).
