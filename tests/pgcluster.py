@@ -104,6 +104,15 @@ class PgServer:
         finally:
             conn.close()
 
+    def peer_superuser(self, map_name):
+        """Let the OS users root and postgres log in as the superuser over the socket (peer,
+        mapped), as on a packaged cluster where the playbooks connect as postgres. Read at the
+        next start or reload."""
+        hba = self.datadir / "pg_hba.conf"
+        hba.write_text("local all postgres peer map=%s\n" % map_name + hba.read_text())
+        with open(self.datadir / "pg_ident.conf", "a", encoding="utf-8") as fh:
+            fh.write("%s root postgres\n%s postgres postgres\n" % (map_name, map_name))
+
     def pg_ctl(self, *args):
         return _as_postgres([str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-w", "-t", "60", *args])
 

@@ -85,10 +85,7 @@ def _make_primary():
                             if line.split("=")[0].strip() not in HOST_ONLY))
     with open(a.datadir / "postgresql.conf", "a", encoding="utf-8") as fh:
         fh.write("include_if_exists = '../local.conf'\nwal_log_hints = on\nfull_page_writes = on\n")
-    hba = a.datadir / "pg_hba.conf"
-    hba.write_text("local all postgres peer map=failover\n" + hba.read_text())
-    with open(a.datadir / "pg_ident.conf", "a", encoding="utf-8") as fh:
-        fh.write("failover root postgres\nfailover postgres postgres\n")
+    a.peer_superuser("failover")
     _local_conf(a.base, a.port, a.socket_dir)
     a.pg_ctl("start", "-l", str(a.base / "server.log"))
     return a

@@ -68,13 +68,7 @@ class Pitr:
                             env={"ANSIBLE_BECOME_METHOD": "su"})
 
     def sql(self, query, db=DB):
-        conn = self.server.connect(db)
-        try:
-            cur = conn.cursor()
-            cur.execute(query)
-            return cur.fetchall() if cur.description else None
-        finally:
-            conn.close()
+        return self.server.query(query, db)
 
     def info(self):
         out = _as_postgres(["pgbackrest", "--config=%s" % self.conf, "--stanza=%s" % STANZA, "--output=json", "info"])
@@ -99,10 +93,7 @@ def prepared_cluster(extra_conf=""):
         _as_postgres(["mkdir", "-m", "0755", str(server.datadir / "conf.d")])
         with open(server.datadir / "postgresql.conf", "a", encoding="utf-8") as fh:
             fh.write("include_dir = 'conf.d'\n")
-        hba = server.datadir / "pg_hba.conf"
-        hba.write_text("local all postgres peer map=pitr\n" + hba.read_text())
-        with open(server.datadir / "pg_ident.conf", "a", encoding="utf-8") as fh:
-            fh.write("pitr root postgres\npitr postgres postgres\n")
+        server.peer_superuser("pitr")
         server.pg_ctl("reload")
         yield Pitr(server)
 
