@@ -204,12 +204,11 @@ def failover_plan(groups, probes, promote_host, force=False):
                       "another replica)" % (promote_host, _state(me)))
     primaries = current_primaries(groups, probes, exclude=promote_host)
     if primaries and not force:
+        verb, them = ("runs", "it") if len(primaries) == 1 else ("run", "them")
         errors.append("%s still %s as a primary and reachable: promoting %s would give two primaries that both "
                       "accept writes. Stop %s first, or add -e promote_force=yes to stop %s and keep %s "
                       "from starting as a primary again"
-                      % (", ".join(primaries), "runs" if len(primaries) == 1 else "run", promote_host,
-                         "it" if len(primaries) == 1 else "them", "it" if len(primaries) == 1 else "them",
-                         "it" if len(primaries) == 1 else "them"))
+                      % (", ".join(primaries), verb, promote_host, them, them, them))
     fence_mark = [host for host in others if _probe(probes, host)["reachable"]
                   and not _probe(probes, host)["running"] and not _probe(probes, host)["fenced"]]
     repoint = [host for host in others if _probe(probes, host)["running"] and _probe(probes, host)["standby"]]
